@@ -1,0 +1,56 @@
+# The README's two commands: `make serve` and `make test`. Both set up what they need.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: serve test test-sqlite test-postgresql lint format lock bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Dependencies come only from the hashed lock files (pip --require-hashes).
+# The build tools are hashed too, and the package is installed without build isolation
+# so that pip fetches nothing unpinned.
+$(VENV)/.base: requirements/base.lock requirements/build.lock pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements/build.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements/base.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+$(VENV)/.test: requirements/test.lock $(VENV)/.base
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements/test.lock
+	touch $@
+
+serve: $(VENV)/.base
+	$(BIN)/oxygis serve $(SERVE_ARGS)
+
+lint: $(VENV)/.test
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+format: $(VENV)/.test
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+test-sqlite: $(VENV)/.test
+	OXYGIS_TEST_ENGINE=sqlite OXYGIS_TEST_URL_COVERAGE=1 $(BIN)/pytest $(PYTEST_ARGS)
+
+test-postgresql: $(VENV)/.test
+	scripts/ensure-postgres
+	OXYGIS_TEST_ENGINE=postgresql OXYGIS_TEST_URL_COVERAGE=1 $(BIN)/pytest $(PYTEST_ARGS)
+
+# Every test, on both engines, after the lint.
+test: lint test-sqlite test-postgresql
+
+lock: $(VENV)/.test
+	$(BIN)/pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --generate-hashes -o requirements/base.lock
+	$(BIN)/uv pip compile requirements/build.in --python-version 3.11 --generate-hashes -o requirements/build.lock
+	$(BIN)/uv pip compile pyproject.toml --extra test --python-version 3.11 --generate-hashes -o requirements/test.lock
+
+bench: $(VENV)/.test
+	scripts/ensure-postgres
+	$(BIN)/python bench/provision.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,39 @@
+"""The ``oxygis`` command: Django's management commands plus Oxygis's own
+(``serve``, ``tenant``, ...). Errors are one line on stderr and exit code 2; set
+OXYGIS_TRACEBACK=1 to see a traceback instead."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def _fail(message: str) -> None:
+    print(f"oxygis: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv if argv is None else argv)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "oxygis.settings")
+    debug = os.environ.get("OXYGIS_TRACEBACK", "").lower() in ("1", "true", "yes", "on")
+    try:
+        import django
+        from django.core.management import execute_from_command_line
+
+        django.setup()
+        execute_from_command_line(["oxygis", *argv[1:]])
+    except KeyboardInterrupt:
+        print("oxygis: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as exc:  # the operator gets one line, never a traceback
+        if debug:
+            raise
+        text = str(exc).strip().splitlines()
+        _fail(f"{type(exc).__name__}: {text[0] if text else 'unexpected error'}")
+
+
+if __name__ == "__main__":
+    main()

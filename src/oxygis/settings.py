@@ -1,0 +1,219 @@
+"""The one settings module of Oxygis, configured by ``OXYGIS_*`` environment variables.
+
+There is no local settings file to import. Development (the default) generates what it
+needs under the var directory; production refuses to start without explicit, safe values.
+See docs/operations.md for every variable.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from csp.constants import NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
+
+from oxygis import config
+from oxygis.tenancy.dburl import parse_database_url
+
+ENV = config.env_choice("ENV", config.ENVIRONMENTS, "development")
+PRODUCTION = ENV == "production"
+
+VAR_DIR = Path(config.env_str("VAR_DIR") or "var").resolve()
+DOMAIN = config.env_domain("DOMAIN", "localhost")
+DEBUG = config.env_bool("DEBUG", False)
+
+# --- secret key -------------------------------------------------------------------
+SECRET_KEY = config.env_secret("SECRET_KEY")
+# Old keys still accepted for signatures and sealed catalog secrets during a rotation.
+SECRET_KEY_FALLBACKS = [k for k in (config.env_secret("SECRET_KEY_FALLBACKS") or "").split() if k]
+if SECRET_KEY is None and not PRODUCTION:
+    # Development and tests: a random key kept beside the data it protects, so sessions
+    # survive a restart. Never a key written in the source.
+    _key_file = VAR_DIR / "secret_key"
+    if _key_file.exists():
+        SECRET_KEY = _key_file.read_text().strip()
+    else:
+        VAR_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
+        SECRET_KEY = secrets.token_urlsafe(64)
+        _key_file.touch(mode=0o600)
+        _key_file.write_text(SECRET_KEY)
+
+# --- databases --------------------------------------------------------------------
+DATABASE_URL = config.env_secret("DATABASE_URL")
+# Prefix of every database and role name Oxygis creates on a server (tests use their own
+# so that a crashed run can be swept without touching anything else).
+DB_PREFIX = config.env_str("DB_PREFIX") or "oxygis_"
+if not config.DOMAIN_RE.match(DB_PREFIX.rstrip("_").replace("_", "-")):
+    raise ImproperlyConfigured("OXYGIS_DB_PREFIX may hold only a-z, 0-9 and _")
+
+if DATABASE_URL:
+    DATABASES = {"default": parse_database_url(DATABASE_URL)}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(VAR_DIR / "catalog.sqlite3"),
+            "OPTIONS": {
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+            },
+        }
+    }
+DATABASE_ROUTERS = ["oxygis.tenancy.router.HomeRouter"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- production refuses unsafe settings -------------------------------------------
+if PRODUCTION:
+    _problems = []
+    if DEBUG:
+        _problems.append("OXYGIS_DEBUG must be false")
+    if not SECRET_KEY or len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
+        _problems.append("OXYGIS_SECRET_KEY (or _FILE) must be set to 50+ random characters")
+    if config.env_str("DOMAIN") is None:
+        _problems.append("OXYGIS_DOMAIN must be set to the domain tenants live under")
+    if not DATABASE_URL:
+        _problems.append("OXYGIS_DATABASE_URL (or _FILE) must name the PostgreSQL catalog")
+    if _problems:
+        raise ImproperlyConfigured("refusing to start in production: " + "; ".join(_problems))
+
+# --- applications -----------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "csp",
+    "oxygis.tenancy",
+    "oxygis.accounts",
+    "oxygis.web",
+]
+AUTH_USER_MODEL = "accounts.User"
+
+MIDDLEWARE = [
+    # Trusted-proxy headers first, so that everything after sees the real scheme and peer.
+    "oxygis.tenancy.middleware.TrustedProxyMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Host -> tenant: unknown host 404, suspended tenant 503, before any tenant database.
+    "oxygis.tenancy.middleware.TenantHostMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Login is required by default; anonymous views carry @login_not_required.
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+
+ROOT_URLCONF = "oxygis.urls"
+WSGI_APPLICATION = "oxygis.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "oxygis.tenancy.context_processors.tenant",
+            ],
+        },
+    }
+]
+
+# --- hosts and proxies ------------------------------------------------------------
+# Django's own host check stays on as a second barrier behind TenantHostMiddleware.
+ALLOWED_HOSTS = [DOMAIN, f".{DOMAIN}"]
+TRUSTED_PROXIES = config.env_networks("TRUSTED_PROXIES")
+USE_X_FORWARDED_HOST = False  # honoured only from TRUSTED_PROXIES, by our middleware
+CONSOLE_SUBDOMAIN = "console"
+
+# --- HTTPS, cookies and headers (C12, S4) -----------------------------------------
+SECURE_SSL_REDIRECT = True
+SECURE_HSTS_SECONDS = config.env_int("HSTS_SECONDS", 31536000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+SECURE_HSTS_PRELOAD = PRODUCTION
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# The __Host- prefix makes browsers refuse these cookies unless Secure, Path=/ and with
+# no Domain: a cookie can never be shared between tenants' hosts.
+SESSION_COOKIE_NAME = "__Host-oxygis_session"
+SESSION_COOKIE_SECURE = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = config.env_int("SESSION_MAX_AGE", 12 * 3600, minimum=300)
+CSRF_COOKIE_NAME = "__Host-oxygis_csrf"
+CSRF_COOKIE_SECURE = True
+CSRF_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SAMESITE = "Strict"
+CSRF_FAILURE_VIEW = "oxygis.web.views.csrf_failure"
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [NONE],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+        "base-uri": [NONE],
+        "object-src": [NONE],
+    }
+}
+
+# --- auth -------------------------------------------------------------------------
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 10},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# --- static files, i18n -----------------------------------------------------------
+STATIC_URL = "/static/"
+WHITENOISE_USE_FINDERS = True  # app static dirs served directly; no collectstatic step
+LANGUAGE_CODE = "en"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- e-mail -----------------------------------------------------------------------
+EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+EMAIL_FILE_PATH = VAR_DIR / "mail"
+DEFAULT_FROM_EMAIL = config.env_str("FROM_EMAIL") or f"no-reply@{DOMAIN}"
+
+# --- security.txt (S10) -----------------------------------------------------------
+SECURITY_CONTACT = config.env_str("SECURITY_CONTACT") or "mailto:security@oxygis.eu"
+
+# --- logging: one line per event, nothing secret ----------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "INFO"},
+    "loggers": {"django.security.DisallowedHost": {"level": "ERROR"}},
+}
+
+SILENCED_SYSTEM_CHECKS: list[str] = []
+if not PRODUCTION:
+    # W021 (HSTS preload) only makes sense on a real public domain.
+    SILENCED_SYSTEM_CHECKS.append("security.W021")
