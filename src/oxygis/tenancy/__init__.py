@@ -1,0 +1,1 @@
+"""Tenants, their databases, host resolution and the database router (the control plane)."""

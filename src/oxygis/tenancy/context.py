@@ -1,0 +1,44 @@
+"""The current database: one context variable, set per unit of work.
+
+The tenant middleware sets it for a request, ``--tenant`` for a command, a job for its
+run. Code that reaches a tenant or local model with no current database gets
+:class:`NoDatabaseContext`: there is no fallback to any other database (fail closed, C9).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+CATALOG = "default"
+
+_current_database: ContextVar[str | None] = ContextVar("oxygis_database", default=None)
+
+
+class NoDatabaseContext(RuntimeError):
+    """A model was used while no database (tenant or catalog) was bound."""
+
+
+def current_database() -> str:
+    alias = _current_database.get()
+    if alias is None:
+        raise NoDatabaseContext(
+            "no database is bound to this unit of work: run it inside tenant_context() "
+            "or using_database() (a request, a --tenant command or a job does this)"
+        )
+    return alias
+
+
+def bound_database() -> str | None:
+    """The bound alias, or None; for code that only wants to know."""
+    return _current_database.get()
+
+
+@contextmanager
+def using_database(alias: str) -> Iterator[str]:
+    token = _current_database.set(alias)
+    try:
+        yield alias
+    finally:
+        _current_database.reset(token)

@@ -1,0 +1,43 @@
+"""Parse ``OXYGIS_DATABASE_URL`` (``postgresql://user:password@host:port/dbname``).
+
+Kept free of Django model imports: settings.py uses it.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+_ALLOWED_OPTIONS = {"sslmode", "sslrootcert", "sslcert", "sslkey", "connect_timeout"}
+
+
+def parse_database_url(url: str) -> dict:
+    """Return a Django ``DATABASES`` entry; errors never echo the URL (it holds a password)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise ImproperlyConfigured(
+            "OXYGIS_DATABASE_URL must start with postgresql:// (SQLite needs no URL)"
+        )
+    name = unquote(parts.path.lstrip("/"))
+    if not name or "/" in name:
+        raise ImproperlyConfigured("OXYGIS_DATABASE_URL must name a database: .../dbname")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ImproperlyConfigured("OXYGIS_DATABASE_URL has an invalid port") from None
+    options = {}
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key not in _ALLOWED_OPTIONS:
+            raise ImproperlyConfigured(f"OXYGIS_DATABASE_URL: unknown option {key!r}")
+        options[key] = value
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": name,
+        "USER": unquote(parts.username or ""),
+        "PASSWORD": unquote(parts.password or ""),
+        "HOST": parts.hostname or "",
+        "PORT": str(port or ""),
+        "OPTIONS": options,
+        "CONN_MAX_AGE": 0,
+    }

@@ -1,0 +1,103 @@
+"""Database engines: how a tenant database is created from the template, opened and
+dropped, on SQLite (embedded default) and PostgreSQL (production)."""
+
+from __future__ import annotations
+
+import contextlib
+
+from django.core.management import call_command
+from django.db import connections
+from django.db.migrations.executor import MigrationExecutor
+
+TEMPLATE_ALIAS = "tenant_template"
+
+# Templates already checked in this process: migrations do not change at run time.
+_current_templates: set[tuple[str, int]] = set()
+
+
+class EngineError(RuntimeError):
+    """A database operation failed; the message is safe to show an operator."""
+
+
+def configured(entry: dict) -> dict:
+    """A complete DATABASES entry (Django's defaults filled in)."""
+    return connections.configure_settings({"default": dict(entry)})["default"]
+
+
+def register_alias(alias: str, entry: dict) -> None:
+    if alias not in connections.settings:
+        connections.settings[alias] = configured(entry)
+
+
+def forget_alias(alias: str) -> None:
+    """Close this thread's connection to ``alias`` and forget its settings."""
+    if alias in connections.settings:
+        try:
+            connections[alias].close()
+        finally:
+            with contextlib.suppress(AttributeError):  # never opened in this thread
+                del connections[alias]
+            del connections.settings[alias]
+
+
+class Engine:
+    """Base of the two engines. Subclasses implement the storage-specific steps."""
+
+    def __init__(self, server):
+        self.server = server
+
+    # --- to implement ---------------------------------------------------------------
+    def tenant_entry(self, tenant) -> dict:
+        raise NotImplementedError
+
+    def template_entry(self) -> dict:
+        raise NotImplementedError
+
+    def create_template_storage(self) -> None:
+        """Create the (empty) template database if it does not exist."""
+        raise NotImplementedError
+
+    def create_database(self, tenant) -> str:
+        """Create the tenant's database from the template; return the sealed secret."""
+        raise NotImplementedError
+
+    def drop_database(self, tenant) -> None:
+        raise NotImplementedError
+
+    def database_exists(self, tenant) -> bool:
+        raise NotImplementedError
+
+    def template_lock(self):
+        """A lock serialising template migration and copies (across processes)."""
+        raise NotImplementedError
+
+    # --- shared ---------------------------------------------------------------------
+    def ensure_template(self, *, verbosity: int = 0) -> None:
+        """Bring the template database to the current migrations (a no-op when it is)."""
+        key = (self.server.engine, self.server.pk)
+        if key in _current_templates:
+            return
+        self.create_template_storage()
+        register_alias(TEMPLATE_ALIAS, self.template_entry())
+        try:
+            executor = MigrationExecutor(connections[TEMPLATE_ALIAS])
+            targets = executor.loader.graph.leaf_nodes()
+            if executor.migration_plan(targets):
+                call_command(
+                    "migrate", database=TEMPLATE_ALIAS, interactive=False, verbosity=verbosity
+                )
+        finally:
+            # PostgreSQL refuses to copy a template that has open connections.
+            forget_alias(TEMPLATE_ALIAS)
+        _current_templates.add(key)
+
+
+def engine_for(server) -> Engine:
+    from .postgresql import PostgreSQLEngine
+    from .sqlite import SQLiteEngine
+
+    if server.engine == server.SQLITE:
+        return SQLiteEngine(server)
+    if server.engine == server.POSTGRESQL:
+        return PostgreSQLEngine(server)
+    raise EngineError(f"unknown database engine {server.engine!r}")

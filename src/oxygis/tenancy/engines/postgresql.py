@@ -1,0 +1,176 @@
+"""PostgreSQL: one database and one login role per tenant (C9).
+
+Each tenant database is a copy of a migrated template (``CREATE DATABASE ... TEMPLATE``),
+owned by the tenant's own role, with CONNECT revoked from PUBLIC: a tenant's credentials
+open its own database and no other. The role password is sent to the server only as a
+SCRAM verifier and kept in the catalog only sealed.
+
+This module is the engine layer: it is on the raw-SQL allow-list because DDL (roles,
+databases, ownership) is not something the ORM builds. Every identifier goes through
+psycopg.sql.Identifier and every name is derived from the tenant's immutable id.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from contextlib import contextmanager
+
+import psycopg
+from django.conf import settings
+from psycopg import sql
+
+from ..sealing import seal, unseal
+from . import Engine, EngineError
+
+# Relations whose ownership moves to the tenant role after the copy; identity sequences
+# follow their table.
+_OWNED_RELATIONS = """
+SELECT c.oid::regclass::text FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid
+                  AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i'))
+"""
+
+
+def scram_verifier(password: str, iterations: int = 4096) -> str:
+    """The SCRAM-SHA-256 verifier PostgreSQL stores, computed here (RFC 5802/7677)."""
+    salt = secrets.token_bytes(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+    b64 = base64.b64encode
+    return (
+        f"SCRAM-SHA-256${iterations}:{b64(salt).decode()}"
+        f"${b64(stored_key).decode()}:{b64(server_key).decode()}"
+    )
+
+
+class PostgreSQLEngine(Engine):
+    @property
+    def template_name(self) -> str:
+        return f"{settings.DB_PREFIX}template"
+
+    def _admin_password(self) -> str:
+        sealed = self.server.admin_password_sealed
+        return unseal(sealed) if sealed else ""
+
+    def _conninfo(self, dbname: str, user: str, password: str) -> dict:
+        params = {
+            "dbname": dbname,
+            "user": user,
+            "host": self.server.host,
+            "port": self.server.port or 5432,
+            "connect_timeout": 10,
+            **self.server.options,
+        }
+        if password:
+            params["password"] = password
+        return params
+
+    @contextmanager
+    def admin(self, dbname: str | None = None):
+        info = self._conninfo(
+            dbname or self.server.admin_database, self.server.admin_user, self._admin_password()
+        )
+        try:
+            conn = psycopg.connect(**info, autocommit=True)
+        except psycopg.OperationalError as exc:
+            raise EngineError(
+                f"cannot reach database server {self.server.name} "
+                f"({self.server.host}:{self.server.port}): {str(exc).strip().splitlines()[-1]}"
+            ) from None
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def _entry(self, dbname: str, user: str, password: str) -> dict:
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": dbname,
+            "USER": user,
+            "PASSWORD": password,
+            "HOST": self.server.host,
+            "PORT": str(self.server.port or ""),
+            "OPTIONS": dict(self.server.options),
+            "CONN_MAX_AGE": 0,
+        }
+
+    def tenant_entry(self, tenant) -> dict:
+        return self._entry(tenant.db_name, tenant.db_name, unseal(tenant.db_password_sealed))
+
+    def template_entry(self) -> dict:
+        return self._entry(self.template_name, self.server.admin_user, self._admin_password())
+
+    def create_template_storage(self) -> None:
+        with self.admin() as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", [self.template_name]
+            ).fetchone()
+            if not exists:
+                conn.execute(
+                    sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.template_name))
+                )
+                conn.execute(
+                    sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(
+                        sql.Identifier(self.template_name)
+                    )
+                )
+
+    @contextmanager
+    def template_lock(self):
+        # A session-level advisory lock: held across provisioning processes and hosts.
+        with self.admin() as conn:
+            key = int.from_bytes(hashlib.sha256(self.template_name.encode()).digest()[:7], "big")
+            conn.execute("SELECT pg_advisory_lock(%s)", [key])
+            try:
+                yield
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", [key])
+
+    def create_database(self, tenant) -> str:
+        name = sql.Identifier(tenant.db_name)
+        password = secrets.token_urlsafe(32)
+        with self.admin() as conn:
+            conn.execute(
+                sql.SQL(
+                    "CREATE ROLE {} LOGIN PASSWORD {} NOSUPERUSER NOCREATEDB NOCREATEROLE "
+                    "NOINHERIT NOREPLICATION NOBYPASSRLS"
+                ).format(name, sql.Literal(scram_verifier(password)))
+            )
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {} OWNER {}").format(
+                    name, sql.Identifier(self.template_name), name
+                )
+            )
+            conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(name))
+        # The copied tables belong to whoever migrated the template: give them to the
+        # tenant role, so that it owns its objects and can migrate them itself.
+        with self.admin(tenant.db_name) as conn, conn.transaction():
+            for (relation,) in conn.execute(_OWNED_RELATIONS).fetchall():
+                conn.execute(sql.SQL("ALTER TABLE {} OWNER TO {}").format(sql.SQL(relation), name))
+        return seal(password)
+
+    def revoke_public_connect(self, dbname: str) -> None:
+        with self.admin() as conn:
+            conn.execute(
+                sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(dbname))
+            )
+
+    def drop_database(self, tenant) -> None:
+        name = sql.Identifier(tenant.db_name)
+        with self.admin() as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(name))
+
+    def database_exists(self, tenant) -> bool:
+        with self.admin() as conn:
+            row = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", [tenant.db_name]
+            ).fetchone()
+        return row is not None

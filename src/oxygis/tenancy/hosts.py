@@ -1,0 +1,47 @@
+"""Host header -> which site answers: a tenant, the platform console, or nobody.
+
+Pure string work: nothing here touches a database, so a malformed or foreign host is
+turned away before any connection is opened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.http.request import split_domain_port
+
+from .provisioning import RESERVED_SLUGS, SLUG_RE
+
+TENANT, CONSOLE = "tenant", "console"
+
+
+@dataclass(frozen=True)
+class Site:
+    kind: str  # TENANT or CONSOLE
+    slug: str = ""
+
+
+def classify_host(raw_host: str) -> Site | None:
+    """Map a Host header value to a Site, or None for any host we do not serve.
+
+    Case is folded and one trailing dot dropped (both name the same DNS host); a port is
+    ignored; anything else unusual (IP literals, nested subdomains, other domains,
+    reserved names) is refused.
+    """
+    if not raw_host or len(raw_host) > 300:
+        return None
+    domain, _port = split_domain_port(raw_host)  # lower-cases; "" when malformed
+    suffix = f".{settings.DOMAIN}"
+    if not domain.endswith(suffix):
+        return None
+    label = domain[: -len(suffix)]
+    if label == settings.CONSOLE_SUBDOMAIN:
+        return Site(CONSOLE)
+    if SLUG_RE.match(label) and "--" not in label and label not in RESERVED_SLUGS:
+        return Site(TENANT, label)
+    return None
+
+
+def tenant_host(slug: str) -> str:
+    return f"{slug}.{settings.DOMAIN}"

@@ -1,0 +1,116 @@
+"""``oxygis tenant create|list|suspend|resume|drop|migrate``: thin over provisioning."""
+
+from __future__ import annotations
+
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+
+from oxygis.tenancy import provisioning as actions
+from oxygis.tenancy.engines import EngineError
+from oxygis.tenancy.hosts import tenant_host
+from oxygis.tenancy.models import Plan, Tenant
+
+
+class Command(BaseCommand):
+    help = "Create, list, suspend, resume, drop and migrate tenants."
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+        create = sub.add_parser("create", help="provision a new tenant")
+        create.add_argument("slug", help="3-40 chars of a-z, 0-9, '-'; becomes the subdomain")
+        create.add_argument("--name", required=True, help="display name")
+        create.add_argument("--plan", default=Plan.TRIAL, help="paid, trial, education, freemium")
+        create.add_argument("--admin-email", default="", help="e-mail of the first administrator")
+        sub.add_parser("list", help="list tenants")
+        for action in ("suspend", "resume"):
+            sub.add_parser(action, help=f"{action} a tenant").add_argument("slug")
+        drop = sub.add_parser("drop", help="drop a tenant and its database (irreversible)")
+        drop.add_argument("slug")
+        drop.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+        migrate = sub.add_parser("migrate", help="apply pending migrations to tenants")
+        migrate.add_argument("slugs", nargs="*", metavar="SLUG")
+        migrate.add_argument("--all", action="store_true", help="every tenant")
+
+    def handle(self, *args, action, **options):
+        try:
+            getattr(self, f"do_{action}")(**options)
+        except (actions.TenantError, EngineError) as exc:
+            raise CommandError(str(exc), returncode=2) from None
+
+    def do_create(self, slug, name, plan, admin_email, **_):
+        self.stdout.write(f"Provisioning {slug} ...")
+        made = actions.provision_tenant(slug, name=name, plan=plan, admin_email=admin_email)
+        self.stdout.write(
+            self.style.SUCCESS(f"Tenant {slug} is ready: https://{tenant_host(slug)}/")
+        )
+        self.stdout.write(f"  administrator: {made.admin_username}")
+        self.stdout.write(f"  password:      {made.admin_password}")
+        self.stdout.write("  This password is shown once and stored only as a hash: keep it now.")
+
+    def do_list(self, **_):
+        tenants = Tenant.objects.select_related("plan", "database_server").order_by("slug")
+        rows = [("SLUG", "NAME", "PLAN", "STATE", "SERVER", "CREATED")]
+        rows += [
+            (
+                t.slug,
+                t.name,
+                t.plan.code,
+                t.state,
+                t.database_server.name,
+                t.created_at.strftime("%Y-%m-%d %H:%M"),
+            )
+            for t in tenants
+        ]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        for row in rows:
+            self.stdout.write(
+                "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+            )
+        if len(rows) == 1:
+            self.stdout.write("(no tenants)")
+
+    def do_suspend(self, slug, **_):
+        actions.suspend_tenant(actions.get_tenant(slug))
+        self.stdout.write(f"Tenant {slug} suspended: its site answers 503.")
+
+    def do_resume(self, slug, **_):
+        actions.resume_tenant(actions.get_tenant(slug))
+        self.stdout.write(f"Tenant {slug} resumed.")
+
+    def do_drop(self, slug, yes, **_):
+        tenant = actions.get_tenant(slug)
+        if not yes:
+            if not sys.stdin.isatty():
+                raise actions.TenantError("refusing to drop without confirmation: add --yes")
+            answer = input(f"Drop tenant {slug} and ALL its data? Type its slug to confirm: ")
+            if answer.strip() != slug:
+                raise actions.TenantError("not confirmed; nothing dropped")
+        actions.drop_tenant(tenant)
+        self.stdout.write(f"Tenant {slug} dropped.")
+
+    def do_migrate(self, slugs, all, **_):
+        if bool(slugs) == bool(all):
+            raise actions.TenantError("name tenants to migrate, or --all (not both)")
+        tenants = (
+            list(
+                Tenant.objects.exclude(state=Tenant.PROVISIONING).select_related("database_server")
+            )
+            if all
+            else [actions.get_tenant(slug) for slug in slugs]
+        )
+        failed = []
+        for number, tenant in enumerate(tenants, 1):
+            prefix = f"[{number}/{len(tenants)}] {tenant.slug}"
+            try:
+                actions.migrate_tenant(tenant)
+            except Exception as exc:  # keep going: one broken tenant must not stop the rest
+                failed.append(tenant.slug)
+                self.stderr.write(f"{prefix}: FAILED: {type(exc).__name__}: {exc}")
+            else:
+                self.stdout.write(f"{prefix}: up to date")
+        if failed:
+            raise actions.TenantError(
+                f"{len(failed)} of {len(tenants)} tenants failed to migrate: {', '.join(failed)}; "
+                "fix and re-run (tenants already migrated are skipped quickly)"
+            )

@@ -1,0 +1,225 @@
+"""Tenant life cycle: create (from the migrated template), suspend, resume, migrate, drop.
+
+Every function here is an action on the catalog and on a tenant database; views and
+commands call these and stay thin. Errors meant for the operator are TenantError with a
+one-line message.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import string
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.management import call_command
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from .context import CATALOG
+from .databases import default_server, forget_tenant_database, tenant_context
+from .engines import EngineError, engine_for
+from .models import Plan, Tenant
+
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,38}[a-z0-9]$")
+# Host names the platform keeps for itself or that invite phishing.
+RESERVED_SLUGS = frozenset(
+    [
+        "admin",
+        "administrator",
+        "api",
+        "app",
+        "apps",
+        "assets",
+        "auth",
+        "autodiscover",
+        "autoconfig",
+        "billing",
+        "blog",
+        "cdn",
+        "console",
+        "dashboard",
+        "db",
+        "dev",
+        "docs",
+        "ftp",
+        "help",
+        "imap",
+        "internal",
+        "login",
+        "logout",
+        "mail",
+        "media",
+        "mx",
+        "ns",
+        "ns1",
+        "ns2",
+        "oxygis",
+        "platform",
+        "pop",
+        "pop3",
+        "portal",
+        "postgres",
+        "root",
+        "security",
+        "smtp",
+        "sso",
+        "staff",
+        "static",
+        "status",
+        "support",
+        "system",
+        "test",
+        "webmail",
+        "www",
+    ]
+)
+
+
+class TenantError(Exception):
+    """An operator-facing error: one line, safe to print."""
+
+
+def validate_slug(slug: str) -> str:
+    if not SLUG_RE.match(slug or ""):
+        raise TenantError(
+            f"invalid slug {slug!r}: use 3-40 characters among a-z, 0-9 and '-', "
+            "starting and ending with a letter or digit"
+        )
+    if "--" in slug:
+        raise TenantError(f"invalid slug {slug!r}: '--' is not allowed")
+    if slug in RESERVED_SLUGS:
+        raise TenantError(f"slug {slug!r} is reserved")
+    return slug
+
+
+def generate_password(length: int = 20) -> str:
+    """A random password with every character class the policy (C13) asks for."""
+    classes = [string.ascii_uppercase, string.ascii_lowercase, string.digits, "!#%+-.:=?@_~"]
+    alphabet = "".join(classes)
+    while True:
+        password = "".join(secrets.choice(alphabet) for _ in range(length))
+        if all(any(c in cls for c in password) for cls in classes):
+            return password
+
+
+@dataclass(frozen=True)
+class ProvisionedTenant:
+    tenant: Tenant
+    admin_username: str
+    admin_password: str  # shown once to the operator, never stored
+
+
+def get_tenant(slug: str) -> Tenant:
+    try:
+        return Tenant.objects.select_related("plan", "database_server").get(slug=slug)
+    except Tenant.DoesNotExist:
+        raise TenantError(f"no tenant {slug!r}") from None
+
+
+def provision_tenant(
+    slug: str, *, name: str, plan: str, admin_email: str = "", server=None
+) -> ProvisionedTenant:
+    """Create a tenant: catalog row, database copied from the template, first admin."""
+    validate_slug(slug)
+    plan_row = Plan.objects.filter(code=plan).first()
+    if plan_row is None:
+        codes = ", ".join(Plan.objects.values_list("code", flat=True))
+        raise TenantError(f"unknown plan {plan!r} (choose one of: {codes})")
+    if not name.strip():
+        raise TenantError("the tenant needs a display name (--name)")
+    server = server or default_server()
+    if not server.accepts_new_tenants:
+        raise TenantError(f"database server {server.name} accepts no new tenants")
+    engine = engine_for(server)
+
+    tenant = Tenant(slug=slug, name=name.strip(), plan=plan_row, database_server=server)
+    tenant.db_name = f"{settings.DB_PREFIX}t_{tenant.id.hex}"
+    try:
+        with transaction.atomic(using=CATALOG):
+            tenant.save(force_insert=True)
+    except IntegrityError:
+        raise TenantError(f"a tenant {slug!r} already exists") from None
+
+    try:
+        with engine.template_lock():
+            engine.ensure_template()
+            tenant.db_password_sealed = engine.create_database(tenant)
+        tenant.save(update_fields=["db_password_sealed", "updated_at"])
+        password = generate_password()
+        with tenant_context(tenant):
+            User = get_user_model()
+            admin = User(
+                username="admin",
+                email=admin_email or f"admin@{slug}.{settings.DOMAIN}",
+                is_staff=False,
+                is_superuser=True,
+            )
+            validate_password(password, admin)
+            admin.set_password(password)
+            admin.save()
+        tenant.state = Tenant.ACTIVE
+        tenant.save(update_fields=["state", "updated_at"])
+    except BaseException:
+        # Nothing half-made survives: no database, no role, no catalog row.
+        _discard(tenant, engine)
+        raise
+    return ProvisionedTenant(tenant, "admin", password)
+
+
+def _discard(tenant: Tenant, engine) -> None:
+    forget_tenant_database(tenant)
+    try:
+        engine.drop_database(tenant)
+    finally:
+        Tenant.objects.filter(pk=tenant.pk).delete()
+
+
+def drop_tenant(tenant: Tenant) -> None:
+    """Drop the tenant's database, its role and its catalog row. Irreversible."""
+    engine = engine_for(tenant.database_server)
+    forget_tenant_database(tenant)
+    engine.drop_database(tenant)
+    tenant.delete()
+
+
+def suspend_tenant(tenant: Tenant) -> None:
+    if tenant.state != Tenant.ACTIVE:
+        raise TenantError(f"tenant {tenant.slug} is {tenant.state}, not active")
+    tenant.state, tenant.suspended_at = Tenant.SUSPENDED, timezone.now()
+    tenant.save(update_fields=["state", "suspended_at", "updated_at"])
+
+
+def resume_tenant(tenant: Tenant) -> None:
+    if tenant.state != Tenant.SUSPENDED:
+        raise TenantError(f"tenant {tenant.slug} is {tenant.state}, not suspended")
+    tenant.state, tenant.suspended_at = Tenant.ACTIVE, None
+    tenant.save(update_fields=["state", "suspended_at", "updated_at"])
+
+
+def migrate_tenant(tenant: Tenant, *, verbosity: int = 0) -> None:
+    """Apply pending migrations to one tenant database (idempotent, so resumable)."""
+    if tenant.state == Tenant.PROVISIONING:
+        raise TenantError(f"tenant {tenant.slug} was never fully provisioned; drop it")
+    with tenant_context(tenant) as alias:
+        try:
+            call_command("migrate", database=alias, interactive=False, verbosity=verbosity)
+        finally:
+            forget_tenant_database(tenant)
+
+
+__all__ = [
+    "EngineError",
+    "ProvisionedTenant",
+    "TenantError",
+    "drop_tenant",
+    "get_tenant",
+    "migrate_tenant",
+    "provision_tenant",
+    "resume_tenant",
+    "suspend_tenant",
+    "validate_slug",
+]
