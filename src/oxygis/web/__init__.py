@@ -1,0 +1,1 @@
+"""Base templates, static files, error pages, security.txt and the home pages."""

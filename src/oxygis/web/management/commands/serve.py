@@ -1,0 +1,101 @@
+"""``oxygis serve``: set up what is missing, then serve HTTPS with gunicorn."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from oxygis.tenancy.context import CATALOG, using_database
+from oxygis.tenancy.demo import ensure_demo_tenant
+from oxygis.tenancy.hosts import classify_host, tenant_host
+from oxygis.web import server
+from oxygis.web.tls import HostCertificates, ensure_local_tls
+
+
+class Command(BaseCommand):
+    help = "Serve Oxygis over HTTPS (embedded mode: creates var/, a local CA and a demo tenant)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--port", type=int, default=8443, help="HTTPS port (default 8443)")
+        parser.add_argument(
+            "--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+        )
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=int(os.environ.get("OXYGIS_WORKERS", "2")),
+            help="gunicorn worker processes (default 2, or OXYGIS_WORKERS)",
+        )
+        parser.add_argument("--no-demo", action="store_true", help="do not create the demo tenant")
+
+    def handle(self, *args, port, bind, workers, no_demo, **options):
+        if not 1 <= port <= 65535:
+            raise CommandError(f"invalid port {port}", returncode=2)
+        if workers < 1:
+            raise CommandError("--workers must be at least 1", returncode=2)
+        certfile, keyfile, host_certificates = self._tls()
+        settings.VAR_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with using_database(CATALOG):
+            call_command("migrate", database=CATALOG, interactive=False, verbosity=0)
+        made = None if no_demo else ensure_demo_tenant()
+
+        suffix = "" if port == 443 else f":{port}"
+        out = self.stdout.write
+        out("")
+        out(self.style.SUCCESS("Oxygis is starting"))
+        out(f"  demo workspace:    https://{tenant_host('demo')}{suffix}/")
+        out(f"  platform console:  https://console.{settings.DOMAIN}{suffix}/")
+        if not settings.PRODUCTION:
+            out(f"  data folder:       {settings.VAR_DIR}")
+            out(f"  CA certificate:    {Path(settings.VAR_DIR) / 'tls' / 'ca.pem'}")
+            out("                     (trust it in your browser, or: curl --cacert <it> ...)")
+        if made is not None:
+            out(
+                self.style.WARNING("  demo administrator (shown this once, stored only as a hash):")
+            )
+            out(f"    username: {made.admin_username}")
+            out(f"    password: {made.admin_password}")
+        out("  Press Ctrl-C to stop.")
+        out("")
+        self.stdout.flush()
+        binds = [f"[{bind}]:{port}" if ":" in bind else f"{bind}:{port}"]
+        server.run(
+            binds=binds,
+            workers=workers,
+            certfile=certfile,
+            keyfile=keyfile,
+            host_certificates=host_certificates,
+        )
+
+    def _tls(self):
+        """(certificate, key, per-host certificates) for gunicorn."""
+        cert = os.environ.get("OXYGIS_TLS_CERT_FILE")
+        key = os.environ.get("OXYGIS_TLS_KEY_FILE")
+        if bool(cert) != bool(key):
+            raise CommandError(
+                "set both OXYGIS_TLS_CERT_FILE and OXYGIS_TLS_KEY_FILE", returncode=2
+            )
+        if cert:
+            for path in (cert, key):
+                if not Path(path).is_file():
+                    raise CommandError(f"TLS file not found: {path}", returncode=2)
+            return cert, key, None
+        if settings.PRODUCTION:
+            if settings.TRUSTED_PROXIES:
+                return None, None, None  # TLS ends at the trusted proxy in front of us
+            raise CommandError(
+                "production needs TLS: set OXYGIS_TLS_CERT_FILE/KEY_FILE, or "
+                "OXYGIS_TRUSTED_PROXIES for the TLS proxy in front of this server",
+                returncode=2,
+            )
+        folder = Path(settings.VAR_DIR) / "tls"
+        names = [settings.DOMAIN, tenant_host("demo"), f"console.{settings.DOMAIN}"]
+        tls = ensure_local_tls(folder, names)
+        hosts = HostCertificates(
+            folder, settings.DOMAIN, lambda name: classify_host(name) is not None
+        )
+        return str(tls.cert), str(tls.key), hosts
