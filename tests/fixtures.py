@@ -1,0 +1,125 @@
+"""Shared fixtures: an HTTPS test client, real tenants and the personas.
+
+Personas (as healthchecks' alice/bob/charlie and Zulip's second realm):
+* ``alpha``: the main tenant, with its ``owner`` (the first administrator) and a ``member``;
+* ``bravo``: a second tenant, whose own owner is an outsider to alpha.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.urls import get_resolver
+
+from oxygis.tenancy.databases import tenant_context
+from oxygis.tenancy.provisioning import drop_tenant, provision_tenant
+
+MEMBER_PASSWORD = "Member-pass-2026!"
+URLCONFS = ("oxygis.urls", "oxygis.urls_console")
+EXERCISED_ROUTES: set[tuple[str, str]] = set()
+
+
+class HttpsClient(Client):
+    """A test client that speaks HTTPS to a given host and records the routes it hits."""
+
+    def __init__(self, host: str, **kwargs):
+        super().__init__(HTTP_HOST=host, **kwargs)
+
+    def generic(self, *args, **kwargs):
+        kwargs["secure"] = True
+        return super().generic(*args, **kwargs)
+
+    def request(self, **request):
+        response = super().request(**request)
+        match = getattr(response.wsgi_request, "resolver_match", None)  # None when unresolved
+        if match is not None and response.status_code < 500:
+            urlconf = getattr(response.wsgi_request, "urlconf", None) or "oxygis.urls"
+            EXERCISED_ROUTES.add((urlconf, match.route))
+        return response
+
+    def sign_in(self, username: str, password: str):
+        response = self.post("/accounts/login/", {"username": username, "password": password})
+        assert response.status_code == 302, "sign-in failed"
+        return response
+
+
+def all_routes() -> set[tuple[str, str]]:
+    routes = set()
+
+    def walk(patterns, prefix, urlconf):
+        for pattern in patterns:
+            if hasattr(pattern, "url_patterns"):
+                walk(pattern.url_patterns, prefix + str(pattern.pattern), urlconf)
+            else:
+                routes.add((urlconf, prefix + str(pattern.pattern)))
+
+    for urlconf in URLCONFS:
+        walk(get_resolver(urlconf).url_patterns, "", urlconf)
+    return routes
+
+
+@dataclass
+class TenantPersonas:
+    tenant: object
+    host: str
+    owner_username: str
+    owner_password: str
+    member_username: str = "member"
+    member_password: str = MEMBER_PASSWORD
+
+    def client(self, **kwargs) -> HttpsClient:
+        return HttpsClient(self.host, **kwargs)
+
+
+_counter = itertools.count()
+
+
+def unique_slug(stem: str = "t") -> str:
+    return f"{stem}{next(_counter)}-{__import__('secrets').token_hex(3)}"
+
+
+def _make(slug: str, name: str) -> TenantPersonas:
+    made = provision_tenant(slug, name=name, plan="paid")
+    with tenant_context(made.tenant):
+        member = get_user_model()(username="member", email=f"member@{slug}.example")
+        member.set_password(MEMBER_PASSWORD)
+        member.save()
+    return TenantPersonas(
+        made.tenant, f"{slug}.localhost", made.admin_username, made.admin_password
+    )
+
+
+@pytest.fixture(scope="session")
+def alpha():
+    personas = _make(unique_slug("alpha"), "Alpha <Corp> & Co")
+    yield personas
+    drop_tenant(personas.tenant)
+
+
+@pytest.fixture(scope="session")
+def bravo():
+    personas = _make(unique_slug("bravo"), "Bravo Ltd")
+    yield personas
+    drop_tenant(personas.tenant)
+
+
+@pytest.fixture
+def tenant_factory():
+    """Provision throwaway tenants; whatever is left is dropped after the test."""
+    made = []
+
+    def make(slug: str | None = None, name: str = "Throwaway", plan: str = "trial"):
+        result = provision_tenant(slug or unique_slug(), name=name, plan=plan)
+        made.append(result.tenant)
+        return result
+
+    yield make
+    from oxygis.tenancy.models import Tenant
+
+    for tenant in made:
+        if Tenant.objects.filter(pk=tenant.pk).exists():
+            drop_tenant(tenant)
