@@ -8,6 +8,7 @@ See docs/operations.md for every variable.
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 from csp.constants import NONE, SELF
@@ -86,7 +87,12 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "csp",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "oxygis.tenancy",
+    "oxygis.audit",
     "oxygis.accounts",
     "oxygis.web",
 ]
@@ -105,9 +111,16 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    # Idle and absolute session limits, session list bookkeeping.
+    "oxygis.accounts.middleware.SessionActivityMiddleware",
     # Login is required by default; anonymous views carry @login_not_required.
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    # Signed in with a password only: nothing but the 2FA step (or enrolment) is reachable.
+    "oxygis.accounts.middleware.TwoFactorGateMiddleware",
+    # Lockout after repeated failures (django-axes); last, as axes requires.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "oxygis.urls"
@@ -173,19 +186,45 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
-# --- auth -------------------------------------------------------------------------
+# --- identity (C10-C13, S12) -------------------------------------------------------
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+# OWASP's floor for PBKDF2-HMAC-SHA512 is 210,000; we refuse anything under 220,000.
+PASSWORD_PBKDF2_SHA512_ITERATIONS = config.env_int("PASSWORD_ITERATIONS", 600_000, minimum=220_000)
+PASSWORD_HASHERS = [
+    "oxygis.accounts.hashers.PBKDF2SHA512PasswordHasher",  # new hashes (C10)
+    # Older hashes still verify, and are re-hashed with the first one at the next login.
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
 AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "oxygis.accounts.validators.PasswordPolicyValidator"},  # C13
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {
-        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
-        "OPTIONS": {"min_length": 10},
-    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # must be first: refuses locked-out attempts
+    "oxygis.accounts.backends.UsernameOrEmailBackend",
+]
+PASSWORD_RESET_TIMEOUT = 3600  # reset links live one hour
+INVITATION_TIMEOUT = config.env_int("INVITATION_TIMEOUT", 3 * 24 * 3600, minimum=3600)
+SESSION_IDLE_TIMEOUT = config.env_int("SESSION_IDLE_TIMEOUT", 3600, minimum=60)
+SUDO_TIMEOUT = 600  # sensitive changes ask for the password again after 10 minutes
+OTP_TOTP_ISSUER = "Oxygis"
+
+# Lockout (django-axes), in the bound database: shared by every worker and host.
+AXES_FAILURE_LIMIT = config.env_int("LOCKOUT_FAILURES", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=config.env_int("LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "oxygis.accounts.lockout.client_ip"
+AXES_USERNAME_CALLABLE = "oxygis.accounts.lockout.attempted_username"
+AXES_LOCKOUT_CALLABLE = "oxygis.accounts.lockout.locked_out_response"
+AXES_ENABLE_ADMIN = False
+AXES_VERBOSE = False
 
 # --- static files, i18n -----------------------------------------------------------
 STATIC_URL = "/static/"
@@ -196,8 +235,19 @@ USE_I18N = True
 USE_TZ = True
 
 # --- e-mail -----------------------------------------------------------------------
-EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
-EMAIL_FILE_PATH = VAR_DIR / "mail"
+# Embedded default: each message an .eml file under var/mail/. With OXYGIS_SMTP_HOST, SMTP.
+SMTP_HOST = config.env_str("SMTP_HOST")
+if SMTP_HOST:
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_HOST = SMTP_HOST
+    EMAIL_PORT = config.env_int("SMTP_PORT", 587, minimum=1)
+    EMAIL_HOST_USER = config.env_str("SMTP_USER") or ""
+    EMAIL_HOST_PASSWORD = config.env_secret("SMTP_PASSWORD") or ""
+    EMAIL_USE_TLS = config.env_bool("SMTP_STARTTLS", True)
+    EMAIL_TIMEOUT = 30
+else:
+    EMAIL_BACKEND = "oxygis.web.mail.EmlFileBackend"
+    EMAIL_FILE_PATH = VAR_DIR / "mail"
 DEFAULT_FROM_EMAIL = config.env_str("FROM_EMAIL") or f"no-reply@{DOMAIN}"
 
 # --- security.txt (S10) -----------------------------------------------------------
@@ -210,7 +260,10 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": "INFO"},
-    "loggers": {"django.security.DisallowedHost": {"level": "ERROR"}},
+    "loggers": {
+        "django.security.DisallowedHost": {"level": "ERROR"},
+        "axes": {"level": "WARNING"},  # one INFO line per sign-in is noise; audit has it
+    },
 }
 
 SILENCED_SYSTEM_CHECKS: list[str] = []

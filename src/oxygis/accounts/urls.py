@@ -1,11 +1,57 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from . import views
+
 urlpatterns = [
-    path(
-        "login/",
-        auth_views.LoginView.as_view(template_name="registration/login.html"),
-        name="login",
-    ),
+    path("login/", views.SignInView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("2fa/verify/", views.twofactor_verify, name="twofactor-verify"),
+    path("2fa/setup/", views.twofactor_setup, name="twofactor-setup"),
+    path("2fa/qr.svg", views.twofactor_qr, name="twofactor-qr"),
+    path("2fa/recovery-codes/", views.recovery_codes_renew, name="recovery-codes-renew"),
+    path("2fa/remove/", views.twofactor_remove, name="twofactor-remove"),
+    path("reauth/", views.reauth, name="reauth"),
+    path("security/", views.security, name="security"),
+    path("password/", views.password_change, name="password-change"),
+    path("email/", views.email_change, name="email-change"),
+    path("sessions/<int:session_id>/end/", views.session_end, name="session-end"),
+    path("sessions/end-others/", views.sessions_end_others, name="sessions-end-others"),
+    path("password/reset/", views.PasswordResetView.as_view(), name="password_reset"),
+    path(
+        "password/reset/sent/",
+        auth_views.PasswordResetDoneView.as_view(
+            template_name="registration/password_reset_done.html"
+        ),
+        name="password_reset_done",
+    ),
+    path(
+        "reset/<uidb64>/<token>/",
+        views.PasswordResetConfirmView.as_view(),
+        name="password_reset_confirm",
+    ),
+    path(
+        "reset/done/",
+        auth_views.PasswordResetCompleteView.as_view(
+            template_name="registration/password_reset_complete.html"
+        ),
+        name="password_reset_complete",
+    ),
+    path(
+        "invitation/<uidb64>/<token>/",
+        views.InvitationAcceptView.as_view(),
+        name="invitation-accept",
+    ),
+]
+
+settings_urlpatterns = [
+    path("users/", views.users, name="users"),
+    path("users/invite/", views.user_invite, name="user-invite"),
+    path("users/<int:user_id>/", views.user_edit, name="user-edit"),
+    path("users/<int:user_id>/unlock/", views.user_unlock, name="user-unlock"),
+    path("roles/", views.roles, name="roles"),
+    path("roles/new/", views.role_edit, name="role-new"),
+    path("roles/<int:role_id>/", views.role_edit, name="role-edit"),
+    path("policy/", views.policy, name="policy"),
+    path("audit/", views.audit_log, name="audit"),
 ]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+
+from oxygis.accounts.roles import READ_ONLY, SALES_MANAGER, SALESPERSON
 
 from .databases import tenant_context
 from .models import Plan, Tenant
@@ -10,8 +13,9 @@ from .provisioning import ProvisionedTenant, provision_tenant
 
 DEMO_SLUG = "demo"
 DEMO_PEOPLE = [
-    ("sam", "Sam", "Seller", "sam@demo.example"),
-    ("rita", "Rita", "Reader", "rita@demo.example"),
+    ("sam", "Sam", "Seller", "sam@demo.example", SALESPERSON),
+    ("maria", "Maria", "Manager", "maria@demo.example", SALES_MANAGER),
+    ("rita", "Rita", "Reader", "rita@demo.example", READ_ONLY),
 ]
 
 
@@ -22,9 +26,10 @@ def ensure_demo_tenant() -> ProvisionedTenant | None:
     made = provision_tenant(DEMO_SLUG, name="Demo Company", plan=Plan.TRIAL)
     with tenant_context(made.tenant):
         User = get_user_model()
-        for username, first, last, email in DEMO_PEOPLE:
+        for username, first, last, email, role in DEMO_PEOPLE:
             # No password: the administrator invites them (sets one by reset link).
             person = User(username=username, first_name=first, last_name=last, email=email)
             person.set_unusable_password()
             person.save()
+            person.groups.add(Group.objects.get(name=role))
     return made

@@ -14,10 +14,13 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.contrib.auth.password_validation import validate_password
 from django.core.management import call_command
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+
+from oxygis.accounts.roles import ADMINISTRATOR
 
 from .context import CATALOG
 from .databases import default_server, forget_tenant_database, tenant_context
@@ -161,6 +164,7 @@ def provision_tenant(
             validate_password(password, admin)
             admin.set_password(password)
             admin.save()
+            admin.groups.add(Group.objects.get(name=ADMINISTRATOR))
         tenant.state = Tenant.ACTIVE
         tenant.save(update_fields=["state", "updated_at"])
     except BaseException:

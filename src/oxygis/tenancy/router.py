@@ -16,7 +16,9 @@ from .context import CATALOG, NoDatabaseContext, current_database
 CATALOG_HOME, LOCAL_HOME, TENANT_HOME = "catalog", "local", "tenant"
 
 CATALOG_APPS = frozenset({"tenancy"})
-LOCAL_APPS = frozenset({"auth", "contenttypes", "sessions", "accounts"})
+LOCAL_APPS = frozenset(
+    {"auth", "contenttypes", "sessions", "accounts", "audit", "axes", "otp_totp", "otp_static"}
+)
 
 
 def home_of(app_label: str) -> str:

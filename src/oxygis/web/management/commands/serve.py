@@ -53,6 +53,8 @@ class Command(BaseCommand):
             out(f"  data folder:       {settings.VAR_DIR}")
             out(f"  CA certificate:    {Path(settings.VAR_DIR) / 'tls' / 'ca.pem'}")
             out("                     (trust it in your browser, or: curl --cacert <it> ...)")
+            if settings.EMAIL_BACKEND == "oxygis.web.mail.EmlFileBackend":
+                out(f"  e-mail:            written as .eml files to {settings.EMAIL_FILE_PATH}")
         if made is not None:
             out(
                 self.style.WARNING("  demo administrator (shown this once, stored only as a hash):")

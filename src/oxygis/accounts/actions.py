@@ -1,0 +1,170 @@
+"""Identity actions: every write to users, roles and the policy goes through here, audited.
+Views and commands stay thin and call these."""
+
+from __future__ import annotations
+
+from axes.utils import reset as axes_reset
+from django.contrib.auth import get_user_model, update_session_auth_hash
+from django.contrib.auth.models import Group
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Q
+from django.urls import reverse
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
+
+from oxygis.audit.events import record
+from oxygis.web.mail import send_templated
+
+from .roles import ADMINISTRATOR
+from .sessions import end_other_sessions
+from .tokens import invitation_token_generator
+
+
+class ActionRefused(Exception):
+    """A refused action; the message is for the person who asked."""
+
+
+def _administrators():
+    return (
+        get_user_model()
+        .objects.filter(Q(is_superuser=True) | Q(groups__name=ADMINISTRATOR), is_active=True)
+        .distinct()
+    )
+
+
+def change_password(request, user, new_password: str) -> None:
+    """Set a new password (validated), keep this session, end every other one."""
+    validate_password(new_password, user)
+    user.set_password(new_password)
+    user.save(update_fields=["password"])
+    update_session_auth_hash(request, user)
+    end_other_sessions(user, keep=request.session.session_key)
+    record("password.changed", request=request, target=user.get_username())
+
+
+def change_email(request, user, email: str) -> None:
+    User = get_user_model()
+    email = email.strip()
+    if User.objects.filter(email__iexact=email).exclude(pk=user.pk).exists():
+        raise ActionRefused("Another user already has this e-mail address.")
+    old = user.email
+    user.email = email
+    user.save(update_fields=["email"])
+    record("email.changed", request=request, target=user.get_username(), old=old, new=email)
+
+
+def invite_user(request, *, email: str, first_name: str, last_name: str, roles) -> object:
+    """Create an inactive-password user and e-mail them a link to set their password."""
+    User = get_user_model()
+    email = email.strip()
+    if User.objects.filter(email__iexact=email).exists():
+        raise ActionRefused("A user with this e-mail address already exists.")
+    username = email.lower()
+    if User.objects.filter(username__iexact=username).exists():
+        raise ActionRefused("A user with this name already exists.")
+    with transaction.atomic(using=User.objects.db):
+        user = User(username=username, email=email, first_name=first_name, last_name=last_name)
+        user.set_unusable_password()  # nobody knows a password until the invitee sets one
+        user.save()
+        user.groups.set(roles)
+    link = request.build_absolute_uri(
+        reverse(
+            "invitation-accept",
+            kwargs={
+                "uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
+                "token": invitation_token_generator.make_token(user),
+            },
+        )
+    )
+    send_templated(
+        email,
+        f"You are invited to {request.tenant.name} on Oxygis",
+        "accounts/email/invitation",
+        {"user": user, "link": link, "inviter": request.user, "tenant": request.tenant},
+    )
+    record("user.invited", request=request, target=username, roles=sorted(r.name for r in roles))
+    return user
+
+
+def set_roles(request, user, roles) -> None:
+    before = sorted(user.groups.values_list("name", flat=True))
+    after = sorted(r.name for r in roles)
+    if before == after:
+        return
+    if ADMINISTRATOR in before and ADMINISTRATOR not in after:
+        _keep_an_administrator(user)
+    user.groups.set(roles)
+    record(
+        "user.roles_changed",
+        request=request,
+        target=user.get_username(),
+        before=before,
+        after=after,
+    )
+
+
+def set_active(request, user, active: bool) -> None:
+    if user.is_active == active:
+        return
+    if not active:
+        if user.pk == request.user.pk:
+            raise ActionRefused("You cannot deactivate yourself.")
+        _keep_an_administrator(user)
+    user.is_active = active
+    user.save(update_fields=["is_active"])
+    if not active:
+        end_other_sessions(user)
+    record(
+        "user.activated" if active else "user.deactivated",
+        request=request,
+        target=user.get_username(),
+    )
+
+
+def _keep_an_administrator(user) -> None:
+    if not _administrators().exclude(pk=user.pk).exists():
+        raise ActionRefused("This is the last administrator: make someone else one first.")
+
+
+def unlock(request, username: str) -> int:
+    """Lift a lockout for ``username`` (all addresses); returns attempts cleared."""
+    cleared = axes_reset(username=username.strip().lower())
+    record("login.unlocked", request=request, target=username)
+    return cleared
+
+
+def save_role(request, form) -> Group:
+    created = form.instance.pk is None
+    role = form.save()
+    record(
+        "role.created" if created else "role.changed",
+        request=request,
+        target=role.name,
+        permissions=sorted(role.permissions.values_list("codename", flat=True)),
+    )
+    return role
+
+
+def save_policy(request, form) -> None:
+    before = {f: str(form.initial.get(f)) for f in form.changed_data}
+    policy = form.save()
+    record(
+        "policy.changed",
+        request=request,
+        before=before,
+        after={f: str(getattr(policy, f)) for f in form.changed_data},
+    )
+
+
+def set_password_by_operator(user, password: str) -> None:
+    """The platform operator's path (CLI); validated like every other path (C13)."""
+    try:
+        validate_password(password, user)
+    except ValidationError as exc:
+        raise ActionRefused(" ".join(exc.messages)) from None
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    end_other_sessions(user)
+    record("password.set_by_operator", actor=None, target=user.get_username())

@@ -1,0 +1,81 @@
+"""Session limits and the two-factor gate."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.shortcuts import redirect
+from django.urls import Resolver404, resolve
+
+from .models import SecurityPolicy, UserSession
+from .twofactor import has_two_factor
+
+LOGIN_AT, SEEN_AT = "oxygis_login_at", "oxygis_seen_at"
+SEEN_RESOLUTION = 60  # seconds: how precisely "last seen" is kept
+
+
+class SessionActivityMiddleware:
+    """End sessions idle for SESSION_IDLE_TIMEOUT or older than SESSION_COOKIE_AGE, on the
+    server side (a cookie's own expiry is the browser's to keep or not)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.user.is_authenticated:
+            now = int(time.time())
+            session = request.session
+            login_at, seen_at = session.get(LOGIN_AT, now), session.get(SEEN_AT, now)
+            if (
+                now - seen_at > settings.SESSION_IDLE_TIMEOUT
+                or now - login_at > settings.SESSION_COOKIE_AGE
+            ):
+                logout(request)
+                messages.info(request, "Your session has ended. Please sign in again.")
+                return redirect(f"/accounts/login/?{urlencode({'next': request.get_full_path()})}")
+            if now - seen_at >= SEEN_RESOLUTION or SEEN_AT not in session:
+                session[SEEN_AT] = now
+                UserSession.objects.filter(session_key=session.session_key).update(
+                    last_seen=time_to_datetime(now)
+                )
+        return self.get_response(request)
+
+
+def time_to_datetime(seconds: int):
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+VERIFY_ROUTES = frozenset({"twofactor-verify", "logout"})
+ENROL_ROUTES = frozenset({"twofactor-setup", "twofactor-qr", "logout"})
+
+
+class TwoFactorGateMiddleware:
+    """S12: after the password step, a user with 2FA reaches only the code page; a user
+    who must enrol reaches only enrolment. Nothing else, not even the home page."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = request.user
+        if user.is_authenticated and not user.is_verified():
+            try:
+                name = resolve(request.path_info, getattr(request, "urlconf", None)).url_name
+            except Resolver404:
+                name = None
+            target = None
+            if has_two_factor(user):
+                target = None if name in VERIFY_ROUTES else "/accounts/2fa/verify/"
+            elif SecurityPolicy.current().requires_two_factor(user):
+                target = None if name in ENROL_ROUTES else "/accounts/2fa/setup/"
+            if target:
+                if request.method == "GET" and name not in (None, "home"):
+                    target += "?" + urlencode({"next": request.get_full_path()})
+                return redirect(target)
+        return self.get_response(request)

@@ -1,0 +1,101 @@
+"""S12: TOTP two-factor authentication (django-otp) with 10 single-use recovery codes."""
+
+from __future__ import annotations
+
+import io
+import secrets
+
+import segno
+from django.db import transaction
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from oxygis.audit.events import record
+
+RECOVERY_CODES = 10
+_RECOVERY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no look-alikes
+
+
+def has_two_factor(user) -> bool:
+    return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+
+
+def pending_device(user) -> TOTPDevice:
+    """The unconfirmed device being enrolled (one at a time), created on first call."""
+    device = TOTPDevice.objects.filter(user=user, confirmed=False).first()
+    if device is None:
+        device = TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=False)
+    return device
+
+
+def qr_svg(device: TOTPDevice) -> bytes:
+    out = io.BytesIO()
+    segno.make(device.config_url, error="m").save(out, kind="svg", scale=5, border=2)
+    return out.getvalue()
+
+
+def secret_base32(device: TOTPDevice) -> str:
+    import base64
+
+    return base64.b32encode(device.bin_key).decode().rstrip("=")
+
+
+def _stored_form(code: str) -> str:
+    """Recovery codes are kept only as a keyed hash: a copy of the database alone does
+    not give a way past the second factor."""
+    from django.utils.crypto import salted_hmac
+
+    return salted_hmac("oxygis.recovery-code", code.lower()).hexdigest()[:16]
+
+
+def new_recovery_codes(user) -> list[str]:
+    """Replace the user's recovery codes; the new ones are shown once, stored hashed."""
+    codes = [
+        "-".join("".join(secrets.choice(_RECOVERY_ALPHABET) for _ in range(5)) for _ in range(2))
+        for _ in range(RECOVERY_CODES)
+    ]
+    with transaction.atomic(using=StaticDevice.objects.db):
+        device, _ = StaticDevice.objects.get_or_create(user=user, name="Recovery codes")
+        device.token_set.all().delete()
+        StaticToken.objects.bulk_create(
+            StaticToken(device=device, token=_stored_form(c)) for c in codes
+        )
+    return codes
+
+
+def confirm_enrolment(request, device: TOTPDevice, code: str) -> list[str] | None:
+    """Confirm the pending device with a code from the app; return new recovery codes."""
+    if not device.verify_token(code.replace(" ", "")):
+        return None
+    device.confirmed = True
+    device.save(update_fields=["confirmed"])
+    TOTPDevice.objects.filter(user=device.user, confirmed=False).delete()
+    codes = new_recovery_codes(device.user)
+    record("twofactor.enrolled", request=request, target=device.user.get_username())
+    return codes
+
+
+def verify_second_factor(request, user, code: str):
+    """The confirmed device that accepts ``code`` (TOTP first, then a recovery code)."""
+    code = code.strip().replace(" ", "").lower()
+    for device in TOTPDevice.objects.filter(user=user, confirmed=True):
+        if device.verify_is_allowed()[0] and device.verify_token(code):
+            return device
+    for device in StaticDevice.objects.filter(user=user, confirmed=True):
+        if device.verify_token(_stored_form(code)):  # django-otp deletes a used token
+            record(
+                "twofactor.recovery_code_used",
+                actor=user,
+                request=request,
+                target=user.get_username(),
+                remaining=device.token_set.count(),
+            )
+            return device
+    record("twofactor.failure", actor=user, request=request, target=user.get_username())
+    return None
+
+
+def remove_two_factor(request, user) -> None:
+    TOTPDevice.objects.filter(user=user).delete()
+    StaticDevice.objects.filter(user=user).delete()
+    record("twofactor.removed", request=request, target=user.get_username())

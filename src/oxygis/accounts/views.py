@@ -1,0 +1,361 @@
+"""Identity pages. Thin: rules and writes live in actions.py, twofactor.py, sessions.py."""
+
+from __future__ import annotations
+
+from axes.models import AccessAttempt
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import permission_required
+from django.contrib.auth.forms import PasswordChangeForm
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse, reverse_lazy
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+from django_otp import login as otp_login
+from django_otp.plugins.otp_static.models import StaticToken
+
+from oxygis.audit.events import ACTIONS, record
+from oxygis.audit.models import AuditEvent
+
+from . import actions, twofactor
+from .forms import (
+    CodeForm,
+    EmailChangeForm,
+    InviteForm,
+    PolicyForm,
+    ReauthForm,
+    RoleForm,
+    SignInForm,
+    UserEditForm,
+)
+from .models import SecurityPolicy, UserSession
+from .sessions import describe_browser, end_other_sessions, end_session
+from .sudo import mark_authenticated, sudo_required
+from .tokens import invitation_token_generator
+
+
+def _next_url(request, default: str = "/") -> str:
+    target = request.POST.get("next") or request.GET.get("next") or default
+    if url_has_allowed_host_and_scheme(target, {request.get_host()}, require_https=True):
+        return target
+    return default
+
+
+def _no_store(response):
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+# --- sign-in ------------------------------------------------------------------------
+class SignInView(auth_views.LoginView):
+    form_class = SignInForm
+    template_name = "registration/login.html"
+
+
+@never_cache
+def twofactor_verify(request):
+    """Second step of sign-in: a TOTP or recovery code."""
+    if request.user.is_verified():
+        return redirect(_next_url(request))
+    form = CodeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        device = twofactor.verify_second_factor(request, request.user, form.cleaned_data["code"])
+        if device is not None:
+            otp_login(request, device)
+            mark_authenticated(request)
+            return redirect(_next_url(request))
+        form.add_error("code", "This code is not valid. Try the next one from your app.")
+    return render(request, "accounts/twofactor_verify.html", {"form": form})
+
+
+@never_cache
+@sudo_required
+def twofactor_setup(request):
+    """Enrol an authenticator app: scan the QR code (or type the secret), then confirm."""
+    if twofactor.has_two_factor(request.user):
+        return redirect("security")
+    device = twofactor.pending_device(request.user)
+    form = CodeForm(request.POST or None)
+    form.fields["code"].help_text = "The 6-digit code your app shows now."
+    if request.method == "POST" and form.is_valid():
+        codes = twofactor.confirm_enrolment(request, device, form.cleaned_data["code"])
+        if codes is not None:
+            otp_login(request, device)
+            mark_authenticated(request)
+            return _no_store(render(request, "accounts/recovery_codes.html", {"codes": codes}))
+        form.add_error("code", "This code does not match. Check the time on your phone and retry.")
+    context = {
+        "form": form,
+        "secret": twofactor.secret_base32(device),
+        "required": SecurityPolicy.current().requires_two_factor(request.user),
+    }
+    return _no_store(render(request, "accounts/twofactor_setup.html", context))
+
+
+@never_cache
+def twofactor_qr(request):
+    """The QR code of the device being enrolled, as an SVG image (the CSP allows 'self')."""
+    if twofactor.has_two_factor(request.user):
+        raise Http404
+    svg = twofactor.qr_svg(twofactor.pending_device(request.user))
+    return _no_store(HttpResponse(svg, content_type="image/svg+xml"))
+
+
+@require_POST
+@sudo_required
+def recovery_codes_renew(request):
+    if not twofactor.has_two_factor(request.user):
+        return redirect("security")
+    codes = twofactor.new_recovery_codes(request.user)
+    record("twofactor.recovery_codes_renewed", request=request, target=request.user.get_username())
+    return _no_store(render(request, "accounts/recovery_codes.html", {"codes": codes}))
+
+
+@require_POST
+@sudo_required
+def twofactor_remove(request):
+    if SecurityPolicy.current().requires_two_factor(request.user):
+        messages.error(request, "Your workspace requires two-factor authentication.")
+    else:
+        twofactor.remove_two_factor(request, request.user)
+        messages.success(request, "Two-factor authentication is off.")
+    return redirect("security")
+
+
+@never_cache
+def reauth(request):
+    """Confirm it is still you: the password, or a 2FA code."""
+    form = ReauthForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        secret = form.cleaned_data["secret"]
+        user = request.user
+        ok = user.check_password(secret) or (
+            twofactor.has_two_factor(user)
+            and twofactor.verify_second_factor(request, user, secret) is not None
+        )
+        if ok:
+            mark_authenticated(request)
+            return redirect(_next_url(request, reverse("security")))
+        form.add_error("secret", "That is not your password or a valid code.")
+    return render(request, "accounts/reauth.html", {"form": form, "next": _next_url(request, "")})
+
+
+# --- the user's own security page -------------------------------------------------
+@never_cache
+def security(request):
+    sessions = [
+        {
+            "row": s,
+            "browser": describe_browser(s.user_agent),
+            "current": s.session_key == request.session.session_key,
+        }
+        for s in UserSession.objects.filter(user=request.user)
+    ]
+    recovery_left = StaticToken.objects.filter(device__user=request.user).count()
+    context = {
+        "sessions": sessions,
+        "has_two_factor": twofactor.has_two_factor(request.user),
+        "recovery_left": recovery_left,
+        "two_factor_required": SecurityPolicy.current().requires_two_factor(request.user),
+    }
+    return render(request, "accounts/security.html", context)
+
+
+@never_cache
+def password_change(request):
+    """Always asks for the current password (stricter than the 10-minute sudo rule)."""
+    form = PasswordChangeForm(request.user, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        actions.change_password(request, request.user, form.cleaned_data["new_password1"])
+        mark_authenticated(request)
+        messages.success(request, "Password changed. Your other sessions were ended.")
+        return redirect("security")
+    return render(request, "accounts/form_page.html", {"form": form, "title": "Change password"})
+
+
+@never_cache
+@sudo_required
+def email_change(request):
+    form = EmailChangeForm(request.POST or None, initial={"email": request.user.email})
+    if request.method == "POST" and form.is_valid():
+        try:
+            actions.change_email(request, request.user, form.cleaned_data["email"])
+        except actions.ActionRefused as exc:
+            form.add_error("email", str(exc))
+        else:
+            messages.success(request, "E-mail address changed.")
+            return redirect("security")
+    return render(request, "accounts/form_page.html", {"form": form, "title": "Change e-mail"})
+
+
+@require_POST
+def session_end(request, session_id: int):
+    session = get_object_or_404(UserSession, pk=session_id, user=request.user)
+    end_session(session)
+    record("session.revoked", request=request, target=request.user.get_username())
+    if session.session_key == request.session.session_key:
+        return redirect("login")
+    messages.success(request, "Session ended.")
+    return redirect("security")
+
+
+@require_POST
+def sessions_end_others(request):
+    ended = end_other_sessions(request.user, keep=request.session.session_key)
+    record("session.revoked", request=request, target=request.user.get_username(), count=ended)
+    messages.success(request, f"{ended} other session(s) ended.")
+    return redirect("security")
+
+
+# --- password reset and invitations -------------------------------------------------
+# Anonymous by design (the user cannot sign in yet): Django marks these auth views
+# login_not_required, and the subclasses inherit it.
+class PasswordResetView(auth_views.PasswordResetView):
+    template_name = "registration/password_reset_form.html"
+    email_template_name = "registration/password_reset_email.txt"
+    html_email_template_name = "registration/password_reset_email.html"
+    subject_template_name = "registration/password_reset_subject.txt"
+    success_url = reverse_lazy("password_reset_done")
+
+    def form_valid(self, form):
+        # Same response whether or not the address exists (Django sends to matches only).
+        record(
+            "password.reset_requested",
+            request=self.request,
+            target=form.cleaned_data["email"][:150],
+        )
+        return super().form_valid(form)
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    template_name = "registration/password_reset_confirm.html"
+    success_url = reverse_lazy("password_reset_complete")
+    audit_action = "password.reset"
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        # A reset ends every session of the account, wherever it was opened.
+        end_other_sessions(self.user)
+        actions.unlock(self.request, self.user.get_username())
+        record(
+            self.audit_action,
+            request=self.request,
+            actor=self.user,
+            target=self.user.get_username(),
+        )
+        return response
+
+
+class InvitationAcceptView(PasswordResetConfirmView):
+    template_name = "accounts/invitation_accept.html"
+    token_generator = invitation_token_generator
+    reset_url_token = "set-password"  # noqa: S105 - a URL segment, not a secret
+    audit_action = "invitation.accepted"
+
+
+# --- administration: users, roles, policy, audit ------------------------------------
+def _locked_usernames() -> set[str]:
+    return set(
+        AccessAttempt.objects.filter(
+            failures_since_start__gte=settings.AXES_FAILURE_LIMIT
+        ).values_list("username", flat=True)
+    )
+
+
+@permission_required("accounts.manage_users", raise_exception=True)
+def users(request):
+    people = get_user_model().objects.prefetch_related("groups").order_by("username")
+    locked = _locked_usernames()
+    rows = [
+        {"user": u, "locked": u.username.lower() in locked or (u.email or "").lower() in locked}
+        for u in people
+    ]
+    return render(request, "accounts/users.html", {"rows": rows})
+
+
+@permission_required("accounts.manage_users", raise_exception=True)
+def user_invite(request):
+    form = InviteForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = actions.invite_user(request, **form.cleaned_data)
+        except (actions.ActionRefused, ValidationError) as exc:
+            form.add_error("email", str(exc) if isinstance(exc, actions.ActionRefused) else exc)
+        else:
+            messages.success(request, f"Invitation sent to {user.email}.")
+            return redirect("users")
+    return render(request, "accounts/form_page.html", {"form": form, "title": "Invite a user"})
+
+
+@permission_required("accounts.manage_users", raise_exception=True)
+def user_edit(request, user_id: int):
+    person = get_object_or_404(get_user_model(), pk=user_id)
+    initial = {"roles": person.groups.all(), "is_active": person.is_active}
+    form = UserEditForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            actions.set_roles(request, person, form.cleaned_data["roles"])
+            actions.set_active(request, person, form.cleaned_data["is_active"])
+        except actions.ActionRefused as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"{person.username} updated.")
+            return redirect("users")
+    return render(request, "accounts/user_edit.html", {"form": form, "person": person})
+
+
+@require_POST
+@permission_required("accounts.manage_users", raise_exception=True)
+def user_unlock(request, user_id: int):
+    person = get_object_or_404(get_user_model(), pk=user_id)
+    for name in {person.username, person.email}:
+        if name:
+            actions.unlock(request, name)
+    messages.success(request, f"{person.username} can sign in again.")
+    return redirect("users")
+
+
+@permission_required("accounts.manage_roles", raise_exception=True)
+def roles(request):
+    groups = Group.objects.prefetch_related("permissions").order_by("name")
+    return render(request, "accounts/roles.html", {"roles": groups})
+
+
+@permission_required("accounts.manage_roles", raise_exception=True)
+def role_edit(request, role_id: int | None = None):
+    from .roles import BUILTIN_ROLES
+
+    role = get_object_or_404(Group, pk=role_id) if role_id else None
+    if role is not None and role.name in BUILTIN_ROLES:
+        messages.error(request, "Built-in roles cannot be changed; create a custom role.")
+        return redirect("roles")
+    form = RoleForm(request.POST or None, instance=role)
+    if request.method == "POST" and form.is_valid():
+        actions.save_role(request, form)
+        messages.success(request, "Role saved.")
+        return redirect("roles")
+    title = f"Role {role.name}" if role else "New role"
+    return render(request, "accounts/form_page.html", {"form": form, "title": title})
+
+
+@permission_required("accounts.manage_security_policy", raise_exception=True)
+def policy(request):
+    form = PolicyForm(request.POST or None, instance=SecurityPolicy.current())
+    if request.method == "POST" and form.is_valid():
+        actions.save_policy(request, form)
+        messages.success(request, "Security policy saved.")
+        return redirect("policy")
+    return render(request, "accounts/form_page.html", {"form": form, "title": "Security policy"})
+
+
+@permission_required("audit.view_auditevent", raise_exception=True)
+def audit_log(request):
+    page = Paginator(AuditEvent.objects.all(), 50).get_page(request.GET.get("page"))
+    return render(request, "accounts/audit.html", {"page": page, "labels": ACTIONS})

@@ -1,0 +1,50 @@
+"""Record audit events. Never pass secrets in ``details``: they are shown to admins."""
+
+from __future__ import annotations
+
+from .models import AuditEvent
+
+# The actions recorded, with the words the audit page shows.
+ACTIONS = {
+    "login.success": "Signed in",
+    "login.failure": "Failed sign-in",
+    "login.locked_out": "Locked out after repeated failures",
+    "login.unlocked": "Lockout lifted",
+    "logout": "Signed out",
+    "twofactor.enrolled": "Two-factor authentication enrolled",
+    "twofactor.removed": "Two-factor authentication removed",
+    "twofactor.recovery_code_used": "Recovery code used",
+    "twofactor.recovery_codes_renewed": "Recovery codes renewed",
+    "twofactor.failure": "Wrong two-factor code",
+    "password.changed": "Password changed",
+    "password.reset_requested": "Password reset requested",
+    "password.reset": "Password reset by link",
+    "password.set_by_operator": "Password set by the platform operator",
+    "email.changed": "E-mail address changed",
+    "user.invited": "User invited",
+    "invitation.accepted": "Invitation accepted",
+    "user.activated": "User activated",
+    "user.deactivated": "User deactivated",
+    "user.roles_changed": "Roles changed",
+    "role.created": "Role created",
+    "role.changed": "Role changed",
+    "session.revoked": "Session ended",
+    "policy.changed": "Security policy changed",
+}
+
+
+def record(action: str, *, request=None, actor=None, target: str = "", **details) -> AuditEvent:
+    if action not in ACTIONS:
+        raise ValueError(f"unknown audit action {action!r}")
+    if actor is None and request is not None:
+        user = getattr(request, "user", None)
+        actor = user if user is not None and user.is_authenticated else None
+    ip = request.META.get("REMOTE_ADDR") if request is not None else None
+    return AuditEvent.objects.create(
+        action=action,
+        actor_id=actor.pk if actor is not None else None,
+        actor=actor.get_username() if actor is not None else "",
+        target=target,
+        ip=ip or None,
+        details=details,
+    )
