@@ -33,10 +33,12 @@ format: $(VENV)/.test
 	$(BIN)/ruff check --fix src tests bench
 
 test-sqlite: $(VENV)/.test
+	scripts/ensure-chromium
 	OXYGIS_TEST_ENGINE=sqlite OXYGIS_TEST_URL_COVERAGE=1 $(BIN)/pytest $(PYTEST_ARGS)
 
 test-postgresql: $(VENV)/.test
 	scripts/ensure-postgres
+	scripts/ensure-chromium
 	OXYGIS_TEST_ENGINE=postgresql OXYGIS_TEST_URL_COVERAGE=1 $(BIN)/pytest $(PYTEST_ARGS)
 
 # Every test, on both engines, after the lint.

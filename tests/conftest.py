@@ -78,10 +78,10 @@ def pytest_configure(config):
 
     import django
     from django.core.management import call_command
-    from django.test.utils import setup_test_environment
 
+    # No setup_test_environment(): mail goes through the real embedded backend (.eml
+    # files under var/mail/), as it does for a user.
     django.setup()
-    setup_test_environment()
     call_command("migrate", verbosity=0, interactive=False)
     # Fixtures import models, so they load once Django is set up.
     config.pluginmanager.import_plugin("tests.fixtures")

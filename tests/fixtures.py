@@ -123,3 +123,49 @@ def tenant_factory():
     for tenant in made:
         if Tenant.objects.filter(pk=tenant.pk).exists():
             drop_tenant(tenant)
+
+
+def totp(secret_b32: str, step_offset: int = 0, at: float | None = None) -> str:
+    """RFC 6238 TOTP (SHA-1, 30 s, 6 digits), computed independently of django-otp."""
+    import base64
+    import hashlib
+    import hmac
+    import struct
+    import time
+
+    key = base64.b32decode(secret_b32 + "=" * (-len(secret_b32) % 8))
+    counter = int((at or time.time()) // 30) + step_offset
+    digest = hmac.new(key, struct.pack(">Q", counter), hashlib.sha1).digest()
+    offset = digest[-1] & 0x0F
+    value = struct.unpack(">I", digest[offset : offset + 4])[0] & 0x7FFFFFFF
+    return f"{value % 1_000_000:06d}"
+
+
+def mails_to(address: str, folder=None) -> list:
+    """Messages written under var/mail/ for ``address``, oldest first."""
+    from email import policy
+    from email.parser import BytesParser
+    from pathlib import Path
+
+    from django.conf import settings
+
+    folder = Path(folder or settings.EMAIL_FILE_PATH)
+    found = []
+    for path in sorted(folder.glob("*.eml")) if folder.exists() else []:
+        message = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+        if address.lower() in str(message["To"]).lower():
+            found.append(message)
+    return found
+
+
+def link_in(message, contains: str) -> str:
+    import re
+
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    return next(u for u in re.findall(r"https://\S+", text) if contains in u)
+
+
+def secret_on(page_html: str) -> str:
+    import re
+
+    return re.search(r'id="totp-secret">([A-Z2-7]+)<', page_html)[1]

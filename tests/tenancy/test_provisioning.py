@@ -117,7 +117,7 @@ def test_failure_after_the_copy_rolls_everything_back(monkeypatch):
     monkeypatch.setattr(provisioning, "generate_password", lambda length=20: "short")
     before = _tenant_databases()
     slug = unique_slug("broken")
-    with pytest.raises(Exception, match="too short"):
+    with pytest.raises(Exception, match="at least 10 characters"):
         provision_tenant(slug, name="Broken", plan="paid")
     assert not Tenant.objects.filter(slug=slug).exists()
     assert _tenant_databases() == before

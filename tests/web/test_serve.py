@@ -6,83 +6,15 @@ administrator with the printed one-time password, then stops it with Ctrl-C."""
 import http.client
 import os
 import re
-import signal
-import socket
 import ssl
 import subprocess
 import sys
-import time
-from http.cookies import SimpleCookie
 from urllib.parse import urlencode
 
 import pytest
 
+from tests.served import Served, cookies_of, free_port
 from tests.tenancy.test_cli import assert_one_line_error, oxygis
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Served:
-    def __init__(self, var_dir, port):
-        self.var_dir, self.port = var_dir, port
-        self.log = open(var_dir / "serve.log", "w+")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "oxygis.cli", "serve", "--port", str(port), "--workers", "2"],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "OXYGIS_VAR_DIR": str(var_dir)},
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"serve exited early:\n{self.output()}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.2)
-        self.process.kill()
-        raise AssertionError(f"serve did not listen within 60 s:\n{self.output()}")
-
-    def output(self) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGINT)  # what Ctrl-C sends
-        try:
-            return self.process.wait(timeout=30)
-        finally:
-            self.log.close()
-
-    def tls_context(self, **versions) -> ssl.SSLContext:
-        context = ssl.create_default_context(cafile=str(self.var_dir / "tls" / "ca.pem"))
-        for key, value in versions.items():
-            setattr(context, key, value)
-        return context
-
-    def request(self, host, method, path, *, body=None, headers=None, context=None):
-        """An HTTPS request to ``host`` (SNI and certificate check on that name)."""
-        raw = socket.create_connection(("127.0.0.1", self.port), timeout=10)
-        sock = (context or self.tls_context()).wrap_socket(raw, server_hostname=host)
-        tls_version = sock.version()
-        try:
-            conn = http.client.HTTPConnection(host, self.port)
-            conn.sock = sock
-            conn.request(
-                method, path, body=body, headers={"Host": f"{host}:{self.port}", **(headers or {})}
-            )
-            response = conn.getresponse()
-            response.text = response.read().decode()
-            response.tls_version = tls_version
-            return response
-        finally:
-            sock.close()
 
 
 @pytest.fixture
@@ -93,13 +25,6 @@ def served(tmp_path):
         server.stop()
     if os.environ.get("OXYGIS_DATABASE_URL"):  # shared test catalog: remove the demo
         oxygis("tenant", "drop", "demo", "--yes")
-
-
-def cookies_of(response) -> dict[str, str]:
-    jar = SimpleCookie()
-    for value in response.headers.get_all("Set-Cookie") or []:
-        jar.load(value)
-    return {name: morsel.value for name, morsel in jar.items()}
 
 
 def test_serve_gives_https_sign_in_for_the_demo_admin(served):

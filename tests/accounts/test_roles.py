@@ -1,0 +1,171 @@
+"""S13 (roles): built-in roles, invitations, role assignment, deactivation, custom roles.
+
+Each admin page is tried as the four personas: anonymous, a member without the right,
+the administrator, and a user of another tenant (whose cookie means nothing here)."""
+
+from urllib.parse import urlsplit
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+
+from oxygis.accounts.roles import ADMINISTRATOR, BUILTIN_ROLES, READ_ONLY, SALESPERSON
+from oxygis.audit.models import AuditEvent
+from oxygis.tenancy.databases import tenant_context
+from tests.fixtures import link_in, mails_to
+
+ADMIN_PAGES = [
+    "/settings/users/",
+    "/settings/users/invite/",
+    "/settings/roles/",
+    "/settings/roles/new/",
+    "/settings/policy/",
+    "/settings/audit/",
+]
+
+
+def test_builtin_roles_exist_in_every_new_tenant(tenant_factory):
+    """S13: a new tenant has the four built-in roles; its first admin is Administrator."""
+    made = tenant_factory()
+    with tenant_context(made.tenant):
+        assert set(Group.objects.values_list("name", flat=True)) >= set(BUILTIN_ROLES)
+        admin_perms = Group.objects.get(name=ADMINISTRATOR).permissions.count()
+        assert admin_perms > 20
+        assert (
+            get_user_model()
+            .objects.get(username="admin")
+            .groups.filter(name=ADMINISTRATOR)
+            .exists()
+        )
+
+
+@pytest.mark.parametrize("path", ADMIN_PAGES)
+def test_admin_pages_by_persona(alpha, bravo, path):
+    """S13: anonymous -> sign in; member -> 403; another tenant's admin -> anonymous here;
+    the administrator -> 200."""
+    assert alpha.client().get(path)["Location"].startswith("/accounts/login/")
+    member = alpha.client()
+    member.sign_in("member", alpha.member_password)
+    assert member.get(path).status_code == 403
+    outsider = bravo.client()
+    outsider.sign_in(bravo.owner_username, bravo.owner_password)
+    stranger = alpha.client()
+    stranger.cookies = outsider.cookies
+    assert stranger.get(path)["Location"].startswith("/accounts/login/")
+    admin = alpha.client()
+    admin.sign_in(alpha.owner_username, alpha.owner_password)
+    assert admin.get(path).status_code == 200
+
+
+def test_invite_set_password_and_sign_in_with_the_role(alpha):
+    """S13: an admin invites by e-mail; the invitee sets a compliant password via a
+    single-use link and signs in with the role given."""
+    admin = alpha.client()
+    admin.sign_in(alpha.owner_username, alpha.owner_password)
+    with tenant_context(alpha.tenant):
+        salesperson = Group.objects.get(name=SALESPERSON)
+    sent = admin.post(
+        "/settings/users/invite/",
+        {
+            "email": "paula@example.test",
+            "first_name": "Paula",
+            "last_name": "<b>P</b>",
+            "roles": [salesperson.pk],
+        },
+    )
+    assert sent.status_code == 302
+    again = admin.post("/settings/users/invite/", {"email": "PAULA@example.test"})
+    assert "already exists" in again.content.decode()
+    message = mails_to("paula@example.test")[-1]
+    html_part = message.get_body(preferencelist=("html",)).get_content()
+    assert "<b>P</b>" not in html_part and "&lt;b&gt;" in html_part  # escaped (S3)
+    path = urlsplit(link_in(message, "/accounts/invitation/")).path
+
+    invitee = alpha.client()
+    page = invitee.get(path, follow=True)
+    set_url = page.redirect_chain[-1][0]
+    weak = invitee.post(set_url, {"new_password1": "paulapaula", "new_password2": "paulapaula"})
+    assert "an upper-case letter" in weak.content.decode()
+    invitee.post(
+        set_url, {"new_password1": "Paula-pass-2026!", "new_password2": "Paula-pass-2026!"}
+    )
+    assert "no longer works" in alpha.client().get(path, follow=True).content.decode()
+    signed = alpha.client()
+    signed.sign_in("paula@example.test", "Paula-pass-2026!")
+    with tenant_context(alpha.tenant):
+        paula = get_user_model().objects.get(email="paula@example.test")
+        assert list(paula.groups.values_list("name", flat=True)) == [SALESPERSON]
+        assert AuditEvent.objects.filter(
+            action="user.invited", target="paula@example.test"
+        ).exists()
+        assert AuditEvent.objects.filter(action="invitation.accepted").exists()
+
+
+def test_roles_change_and_deactivation_end_access(alpha):
+    """S13: role changes are audited; a deactivated user is signed out and cannot return."""
+    with tenant_context(alpha.tenant):
+        user = get_user_model().objects.create(username="quinn", email="quinn@example.test")
+        user.set_password("Quinn-pass-2026!")
+        user.save()
+        read_only = Group.objects.get(name=READ_ONLY)
+    quinn = alpha.client()
+    quinn.sign_in("quinn", "Quinn-pass-2026!")
+    admin = alpha.client()
+    admin.sign_in(alpha.owner_username, alpha.owner_password)
+    edit = f"/settings/users/{user.pk}/"
+    assert admin.post(edit, {"roles": [read_only.pk], "is_active": "on"}).status_code == 302
+    assert admin.post(edit, {"roles": [read_only.pk]}).status_code == 302  # deactivate
+    assert quinn.get("/").status_code == 302
+    refused = alpha.client().post(
+        "/accounts/login/", {"username": "quinn", "password": "Quinn-pass-2026!"}
+    )
+    assert "correct username and password" in refused.content.decode()
+    with tenant_context(alpha.tenant):
+        actions = list(AuditEvent.objects.filter(target="quinn").values_list("action", flat=True))
+    assert "user.roles_changed" in actions and "user.deactivated" in actions
+
+
+def test_the_last_administrator_cannot_be_removed(tenant_factory):
+    """S13: an admin cannot deactivate themselves or strip the last Administrator."""
+    from tests.fixtures import HttpsClient
+
+    made = tenant_factory()
+    admin = HttpsClient(f"{made.tenant.slug}.localhost")
+    admin.sign_in("admin", made.admin_password)
+    with tenant_context(made.tenant):
+        me = get_user_model().objects.get(username="admin")
+        me.is_superuser = False
+        me.save()
+    response = admin.post(f"/settings/users/{me.pk}/", {"roles": [], "is_active": "on"})
+    assert "last administrator" in response.content.decode()
+    with tenant_context(made.tenant):
+        assert me.groups.filter(name=ADMINISTRATOR).exists()
+
+
+def test_custom_role_from_the_permission_list(alpha):
+    """S13: an admin defines a role from the permission list; built-in roles are fixed."""
+    admin = alpha.client()
+    admin.sign_in(alpha.owner_username, alpha.owner_password)
+    page = admin.get("/settings/roles/new/").content.decode()
+    with tenant_context(alpha.tenant):
+        from django.contrib.auth.models import Permission
+
+        view_audit = Permission.objects.get(codename="view_auditevent")
+        builtin = Group.objects.get(name=SALESPERSON)
+    assert f'value="{view_audit.pk}"' in page  # offered in the permission list
+    created = admin.post(
+        "/settings/roles/new/", {"name": "Auditor", "permissions": [view_audit.pk]}
+    )
+    assert created.status_code == 302
+    with tenant_context(alpha.tenant):
+        auditor = Group.objects.get(name="Auditor")
+        assert list(auditor.permissions.all()) == [view_audit]
+    assert (
+        admin.post(
+            f"/settings/roles/{auditor.pk}/", {"name": "Auditors", "permissions": []}
+        ).status_code
+        == 302
+    )
+    assert admin.get(f"/settings/roles/{builtin.pk}/").status_code == 302  # refused
+    clash = admin.post("/settings/roles/new/", {"name": READ_ONLY})
+    assert "built-in role" in clash.content.decode()

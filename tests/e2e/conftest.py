@@ -1,0 +1,35 @@
+"""Browser tests: Playwright driving the system Chromium (installed by .ci/run)."""
+
+import os
+import shutil
+
+import pytest
+
+CHROMIUM = os.environ.get("OXYGIS_TEST_CHROMIUM", "/usr/bin/chromium")
+# Flags for a headless root session on a machine with no network but loopback.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+# Module scope: Playwright's sync API runs an event loop while it lives, and Django refuses
+# database work from a thread with a running loop; so it must be gone after these tests.
+@pytest.fixture(scope="module")
+def browser():
+    if not shutil.which(CHROMIUM):
+        message = f"Chromium not found at {CHROMIUM} (scripts/ensure-chromium installs it)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
