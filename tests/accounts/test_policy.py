@@ -105,9 +105,16 @@ def test_cli_needs_an_existing_active_tenant():
     assert result.returncode == 2 and "--tenant" in result.stderr
 
 
-def test_cli_lists_users(alpha):
+def test_cli_lists_users_and_unlocks(alpha):
+    """S12: the operator lists users and lifts a lockout from the CLI (audited)."""
     result = oxygis("user", "--tenant", alpha.tenant.slug, "list")
     assert result.returncode == 0 and "member" in result.stdout and "Administrator" in result.stdout
+    unlocked = oxygis("user", "--tenant", alpha.tenant.slug, "unlock", "member")
+    assert unlocked.returncode == 0 and "lockout lifted" in unlocked.stdout
+    with tenant_context(alpha.tenant):
+        from oxygis.audit.models import AuditEvent
+
+        assert AuditEvent.objects.filter(action="login.unlocked", target="member").exists()
 
 
 def test_first_admin_of_a_tenant_meets_the_policy(tenant_factory):

@@ -41,28 +41,27 @@ class EmailChangeForm(forms.Form):
     email = forms.EmailField(label="New e-mail address")
 
 
-class InviteForm(forms.Form):
+class RolesForm(forms.Form):
+    """A form with a choice among the roles of the bound database."""
+
+    roles = forms.ModelMultipleChoiceField(
+        queryset=Group.objects.none(), widget=forms.CheckboxSelectMultiple, required=False
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["roles"].queryset = Group.objects.order_by("name")
+
+
+class InviteForm(RolesForm):
     email = forms.EmailField()
     first_name = forms.CharField(max_length=150, required=False)
     last_name = forms.CharField(max_length=150, required=False)
-    roles = forms.ModelMultipleChoiceField(
-        queryset=Group.objects.none(), widget=forms.CheckboxSelectMultiple, required=False
-    )
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["roles"].queryset = Group.objects.order_by("name")
+    field_order = ["email", "first_name", "last_name", "roles"]
 
 
-class UserEditForm(forms.Form):
-    roles = forms.ModelMultipleChoiceField(
-        queryset=Group.objects.none(), widget=forms.CheckboxSelectMultiple, required=False
-    )
+class UserEditForm(RolesForm):
     is_active = forms.BooleanField(label="Active", required=False)
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["roles"].queryset = Group.objects.order_by("name")
 
 
 class RoleForm(forms.ModelForm):

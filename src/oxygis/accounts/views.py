@@ -10,7 +10,6 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import permission_required
 from django.contrib.auth.forms import PasswordChangeForm
 from django.contrib.auth.models import Group
-from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -286,8 +285,8 @@ def user_invite(request):
     if request.method == "POST" and form.is_valid():
         try:
             user = actions.invite_user(request, **form.cleaned_data)
-        except (actions.ActionRefused, ValidationError) as exc:
-            form.add_error("email", str(exc) if isinstance(exc, actions.ActionRefused) else exc)
+        except actions.ActionRefused as exc:
+            form.add_error("email", str(exc))
         else:
             messages.success(request, f"Invitation sent to {user.email}.")
             return redirect("users")

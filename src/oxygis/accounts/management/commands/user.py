@@ -8,12 +8,10 @@ from __future__ import annotations
 import getpass
 import sys
 
-from axes.utils import reset as axes_reset
 from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 
 from oxygis.accounts import actions
-from oxygis.audit.events import record
 from oxygis.tenancy.commands import TenantCommand
 
 
@@ -60,6 +58,5 @@ class Command(TenantCommand):
         self.stdout.write(f"Password of {user.username} set; their sessions were ended.")
 
     def do_unlock(self, username, **_):
-        cleared = axes_reset(username=username.strip().lower())
-        record("login.unlocked", target=username)
+        cleared = actions.unlock(None, username)
         self.stdout.write(f"{username}: lockout lifted ({cleared} record(s) cleared).")
