@@ -169,3 +169,73 @@ def secret_on(page_html: str) -> str:
     import re
 
     return re.search(r'id="totp-secret">([A-Z2-7]+)<', page_html)[1]
+
+
+@dataclass
+class SalesWorld:
+    """Alpha's sales data: two salespeople, a manager, a read-only user, a user with no
+    role, contacts, products, and orders of each salesperson."""
+
+    tenant: object
+    users: dict
+    contacts: list
+    products: list
+    orders: dict  # username -> list of order pks
+
+    def user(self, name):
+        return self.users[name]
+
+
+@pytest.fixture(scope="session")
+def world(alpha):
+    from decimal import Decimal
+
+    from django.contrib.auth.models import Group
+
+    from oxygis.access.actors import system
+    from oxygis.sales import services
+    from oxygis.sales.models import Contact, Product
+
+    roles = {
+        "sam": "Salesperson",
+        "sue": "Salesperson",
+        "maria": "Sales manager",
+        "rita": "Read-only",
+        "nora": None,
+    }
+    with tenant_context(alpha.tenant), system(reason="test fixture: sales world"):
+        User = get_user_model()
+        users = {}
+        for name, role in roles.items():
+            user = User.objects.create(username=name, email=f"{name}@alpha.example")
+            user.set_password(MEMBER_PASSWORD)
+            user.save()
+            if role:
+                user.groups.add(Group.objects.get(name=role))
+            users[name] = user
+        users["admin"] = User.objects.get(username="admin")
+        contacts = [
+            Contact.objects.create(name=f"Customer {i} <b>&</b>", email=f"c{i}@x.example")
+            for i in range(3)
+        ]
+        products = [
+            Product.objects.create(
+                name=f"Widget {i}", sku=f"W-{i}", unit_price=Decimal("9.99") * (i + 1)
+            )
+            for i in range(3)
+        ]
+        orders = {}
+        for name in ("sam", "sue", "maria"):
+            orders[name] = [
+                services.create_order(
+                    customer=contacts[i % 3],
+                    salesperson=users[name],
+                    lines=[
+                        services.LineInput(
+                            "Line", Decimal(2), Decimal("10.00"), Decimal("21"), products[i % 3]
+                        )
+                    ],
+                ).pk
+                for i in range(2)
+            ]
+    return SalesWorld(alpha.tenant, users, contacts, products, orders)

@@ -94,6 +94,8 @@ INSTALLED_APPS = [
     "oxygis.tenancy",
     "oxygis.audit",
     "oxygis.accounts",
+    "oxygis.access",
+    "oxygis.sales",
     "oxygis.web",
 ]
 AUTH_USER_MODEL = "accounts.User"
@@ -119,6 +121,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     # Signed in with a password only: nothing but the 2FA step (or enrolment) is reachable.
     "oxygis.accounts.middleware.TwoFactorGateMiddleware",
+    # The actor every data access runs as (S6): no actor, no data.
+    "oxygis.access.middleware.ActorMiddleware",
     # Lockout after repeated failures (django-axes); last, as axes requires.
     "axes.middleware.AxesMiddleware",
 ]

@@ -5,6 +5,7 @@ import logging
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 
+from oxygis.access.actors import system
 from oxygis.audit.models import AuditEvent
 from oxygis.tenancy.databases import tenant_context
 from tests.tenancy.test_cli import assert_one_line_error, oxygis
@@ -33,7 +34,7 @@ def test_older_hashes_are_upgraded_at_next_login(alpha):
     assert stored_hash(alpha.tenant, "legacy").startswith("pbkdf2_sha256$")
     alpha.client().sign_in("legacy", "Legacy-pass-2024!")
     assert stored_hash(alpha.tenant, "legacy").startswith("pbkdf2_sha512$600000$")
-    with tenant_context(alpha.tenant):
+    with tenant_context(alpha.tenant), system(reason="test clean-up"):
         user.delete()
 
 

@@ -5,6 +5,7 @@ import re
 from django.contrib.auth import get_user_model
 from django.test import override_settings
 
+from oxygis.access.actors import system
 from oxygis.accounts import hashers
 from oxygis.audit.models import AuditEvent
 from oxygis.tenancy.databases import tenant_context
@@ -13,7 +14,8 @@ from oxygis.tenancy.databases import tenant_context
 def make_user(tenant, username, password, **fields):
     with tenant_context(tenant):
         User = get_user_model()
-        User.objects.filter(username=username).delete()
+        with system(reason="test set-up: replace the user"):  # deletion checks orders
+            User.objects.filter(username=username).delete()
         user = User(username=username, email=f"{username}@example.test", **fields)
         user.set_password(password)
         user.save()

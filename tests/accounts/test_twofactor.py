@@ -6,6 +6,7 @@ import time
 import pytest
 from django.test import override_settings
 
+from oxygis.access.actors import system
 from oxygis.accounts.models import SecurityPolicy
 from oxygis.audit.models import AuditEvent
 from oxygis.tenancy.databases import tenant_context
@@ -35,7 +36,7 @@ def enrol(client) -> tuple[str, list[str]]:
 def frank(alpha):
     user = make_user(alpha.tenant, "frank", PASSWORD)
     yield user
-    with tenant_context(alpha.tenant):
+    with tenant_context(alpha.tenant), system(reason="test clean-up"):
         user.delete()
 
 

@@ -30,6 +30,7 @@ ACTIONS = {
     "role.changed": "Role changed",
     "session.revoked": "Session ended",
     "policy.changed": "Security policy changed",
+    "access.system": "System access beyond user rights",
 }
 
 

@@ -32,4 +32,50 @@ def ensure_demo_tenant() -> ProvisionedTenant | None:
             person.set_unusable_password()
             person.save()
             person.groups.add(Group.objects.get(name=role))
+        _seed_sales(User)
     return made
+
+
+def _seed_sales(User) -> None:
+    from decimal import Decimal
+
+    from oxygis.access.actors import system
+    from oxygis.sales import services
+    from oxygis.sales.models import Contact, Product
+
+    with system(reason="demo data for a new demo tenant"):
+        acme = Contact.objects.create(
+            name="Acme Industries", email="buyer@acme.example", city="Brussels", country="BE"
+        )
+        Contact.objects.create(
+            name="Alice Martin", kind=Contact.PERSON, parent=acme, email="alice@acme.example"
+        )
+        globex = Contact.objects.create(
+            name="Globex SA", email="orders@globex.example", city="Lille", country="FR"
+        )
+        desk = Product.objects.create(
+            name="Standing desk", sku="DESK-01", unit_price=Decimal("449.00")
+        )
+        chair = Product.objects.create(
+            name="Ergonomic chair", sku="CHAIR-02", unit_price=Decimal("289.50")
+        )
+        setup = Product.objects.create(
+            name="Installation (hour)",
+            sku="SRV-INST",
+            unit_price=Decimal("65.00"),
+            tax_rate=Decimal("21.00"),
+        )
+        sam, maria = User.objects.get(username="sam"), User.objects.get(username="maria")
+        for customer, seller, items in [
+            (acme, sam, [(desk, 4), (setup, 2)]),
+            (globex, sam, [(chair, 10)]),
+            (globex, maria, [(desk, 2), (chair, 2), (setup, 1)]),
+        ]:
+            services.create_order(
+                customer=customer,
+                salesperson=seller,
+                lines=[
+                    services.LineInput(p.name, Decimal(q), p.unit_price, p.tax_rate, p)
+                    for p, q in items
+                ],
+            )

@@ -1,0 +1,61 @@
+"""Who is acting: bound once per unit of work, read by the access managers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+from django.core.exceptions import PermissionDenied
+
+
+@dataclass(frozen=True)
+class SystemActor:
+    """A job or command working beyond any user's rights, for a stated reason."""
+
+    reason: str
+    is_active = True
+
+    def __str__(self) -> str:
+        return f"system ({self.reason})"
+
+
+class NoActor(PermissionDenied):
+    """Data was reached with no actor bound: refused (fail closed)."""
+
+
+_current_actor: ContextVar[object | None] = ContextVar("oxygis_actor", default=None)
+
+
+def current_actor():
+    actor = _current_actor.get()
+    if actor is None:
+        raise NoActor("no actor is bound: data access needs a user or system(reason=...)")
+    return actor
+
+
+@contextmanager
+def acting_as(actor) -> Iterator[object]:
+    token = _current_actor.set(actor)
+    try:
+        yield actor
+    finally:
+        _current_actor.reset(token)
+
+
+@contextmanager
+def system(*, reason: str) -> Iterator[SystemActor]:
+    """Bypass the record rules and rights, for jobs: explicit, and audited."""
+    if not reason or not reason.strip():
+        raise ValueError("system() needs a reason")
+    from oxygis.audit.events import record
+
+    previous = _current_actor.get()
+    record(
+        "access.system",
+        actor=previous if getattr(previous, "is_authenticated", False) else None,
+        target=reason[:200],
+    )
+    with acting_as(SystemActor(reason)) as actor:
+        yield actor

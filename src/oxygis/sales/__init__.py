@@ -1,0 +1,1 @@
+"""Contacts, products, quotations and orders."""

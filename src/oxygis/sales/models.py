@@ -1,0 +1,219 @@
+"""The sales domain. Every model is access-controlled (oxygis.access)."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+from oxygis.access.models import AccessControlledModel
+
+CENT = Decimal("0.01")
+ZERO = Decimal("0.00")
+
+
+def money(value: Decimal) -> Decimal:
+    """Round to the cent, half up (commercial rounding), explicitly."""
+    return Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+class Contact(AccessControlledModel):
+    COMPANY, PERSON = "company", "person"
+    KINDS = [(COMPANY, "Company"), (PERSON, "Person")]
+
+    kind = models.CharField(max_length=10, choices=KINDS, default=COMPANY)
+    name = models.CharField(max_length=200)
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=50, blank=True)
+    street = models.CharField(max_length=200, blank=True)
+    postcode = models.CharField(max_length=20, blank=True)
+    city = models.CharField(max_length=100, blank=True)
+    country = models.CharField(max_length=2, blank=True, help_text="ISO 3166 code, e.g. BE")
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="members",
+        limit_choices_to={"kind": "company"},
+        verbose_name="company",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(AccessControlledModel.Meta):
+        ordering = ["name", "id"]
+        indexes = [models.Index(fields=["name"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self):
+        if self.parent_id and self.parent_id == self.pk:
+            raise ValidationError({"parent": "A contact cannot be its own company."})
+
+
+class Product(AccessControlledModel):
+    name = models.CharField(max_length=200)
+    sku = models.CharField("SKU", max_length=64, unique=True)
+    unit_price = models.DecimalField(
+        max_digits=12, decimal_places=2, validators=[MinValueValidator(ZERO)]
+    )
+    tax_rate = models.DecimalField(
+        "tax rate (%)",
+        max_digits=5,
+        decimal_places=2,
+        default=Decimal("21.00"),
+        validators=[MinValueValidator(ZERO)],
+    )
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(AccessControlledModel.Meta):
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.sku})"
+
+
+class IllegalTransition(ValidationError):
+    pass
+
+
+class Order(AccessControlledModel):
+    DRAFT, SENT, CONFIRMED, CANCELLED = "draft", "sent", "confirmed", "cancelled"
+    STATES = [
+        (DRAFT, "Quotation"),
+        (SENT, "Quotation sent"),
+        (CONFIRMED, "Confirmed"),
+        (CANCELLED, "Cancelled"),
+    ]
+    TRANSITIONS = {
+        DRAFT: {SENT, CONFIRMED, CANCELLED},
+        SENT: {DRAFT, CONFIRMED, CANCELLED},
+        CONFIRMED: {CANCELLED},
+        CANCELLED: {DRAFT},
+    }
+    EDITABLE_STATES = {DRAFT, SENT}
+    CHANNELS = [("web", "Web"), ("api", "API"), ("portal", "Customer portal")]
+
+    number = models.CharField(max_length=20, unique=True, editable=False)
+    customer = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="orders")
+    salesperson = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders"
+    )
+    currency = models.CharField(max_length=3, default="EUR")
+    state = models.CharField(max_length=10, choices=STATES, default=DRAFT, editable=False)
+    confirmed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    confirmation_channel = models.CharField(
+        max_length=10, choices=CHANNELS, blank=True, editable=False
+    )
+    amount_untaxed = models.DecimalField(
+        max_digits=14, decimal_places=2, default=ZERO, editable=False
+    )
+    amount_tax = models.DecimalField(max_digits=14, decimal_places=2, default=ZERO, editable=False)
+    amount_total = models.DecimalField(
+        max_digits=14, decimal_places=2, default=ZERO, editable=False
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(AccessControlledModel.Meta):
+        ordering = ["-id"]
+        permissions = [
+            ("view_all_orders", "Can see every order, not only their own"),
+            ("change_all_orders", "Can change every order, not only their own"),
+        ]
+        indexes = [models.Index(fields=["salesperson", "-id"]), models.Index(fields=["state"])]
+
+    def __str__(self) -> str:
+        return self.number or "new order"
+
+    # --- record rule (S13): a salesperson sees and edits their own orders -------------
+    @classmethod
+    def record_rule(cls, actor, verb):
+        wide = "sales.view_all_orders" if verb == "view" else "sales.change_all_orders"
+        return None if actor.has_perm(wide) else Q(salesperson=actor.pk)
+
+    def allows(self, actor, verb):
+        wide = "sales.view_all_orders" if verb == "view" else "sales.change_all_orders"
+        return actor.has_perm(wide) or self.salesperson_id == actor.pk
+
+    # --- state machine ----------------------------------------------------------------
+    def check_transition(self, target: str) -> None:
+        if target not in self.TRANSITIONS.get(self.state, set()):
+            raise IllegalTransition(
+                f"order {self.number} cannot go from {self.get_state_display().lower()} "
+                f"to {dict(self.STATES)[target].lower()}"
+            )
+
+    @property
+    def editable(self) -> bool:
+        return self.state in self.EDITABLE_STATES
+
+    def compute_totals(self) -> None:
+        untaxed = tax = ZERO
+        for line in self.lines.all():
+            untaxed += line.subtotal
+            tax += line.tax_amount
+        self.amount_untaxed, self.amount_tax = money(untaxed), money(tax)
+        self.amount_total = self.amount_untaxed + self.amount_tax
+
+
+class OrderLine(AccessControlledModel):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, null=True, blank=True)
+    description = models.CharField(max_length=300)
+    quantity = models.DecimalField(
+        max_digits=12,
+        decimal_places=3,
+        default=Decimal("1"),
+        validators=[MinValueValidator(Decimal("0.001"))],
+    )
+    unit_price = models.DecimalField(
+        max_digits=12, decimal_places=2, validators=[MinValueValidator(ZERO)]
+    )
+    tax_rate = models.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        default=Decimal("21.00"),
+        validators=[MinValueValidator(ZERO)],
+    )
+    subtotal = models.DecimalField(max_digits=14, decimal_places=2, default=ZERO, editable=False)
+
+    class Meta(AccessControlledModel.Meta):
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.description
+
+    @classmethod
+    def record_rule(cls, actor, verb):
+        wide = "sales.view_all_orders" if verb == "view" else "sales.change_all_orders"
+        return None if actor.has_perm(wide) else Q(order__salesperson=actor.pk)
+
+    def allows(self, actor, verb):
+        # The order is read through its (filtered) base manager: invisible -> refused.
+        return Order.objects.filter(pk=self.order_id).exists() and self.order.allows(actor, verb)
+
+    @property
+    def tax_amount(self) -> Decimal:
+        return money(self.subtotal * self.tax_rate / Decimal(100))
+
+    def compute(self) -> None:
+        self.subtotal = money(Decimal(self.quantity) * Decimal(self.unit_price))
+
+
+class OrderSequence(models.Model):
+    """The gap-free order counter of this tenant: one row, locked while an order takes
+    its number, in the same transaction (so a rolled-back order gives its number back)."""
+
+    next_number = models.PositiveIntegerField(default=1)
+
+    def __str__(self) -> str:
+        return f"next {self.next_number}"
