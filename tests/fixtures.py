@@ -47,6 +47,13 @@ class HttpsClient(Client):
         return response
 
 
+def without_tokens(response) -> str:
+    """The page with its per-response CSRF tokens masked out, for comparing pages."""
+    import re
+
+    return re.sub(r"[A-Za-z0-9]{64}", "TOKEN", response.content.decode())
+
+
 def all_routes() -> set[tuple[str, str]]:
     routes = set()
 

@@ -3,12 +3,22 @@
 from django.urls import include, path
 
 from oxygis.accounts.urls import settings_urlpatterns
+from oxygis.sales.api import api
 from oxygis.web import views
+
+# The API authenticates each call itself (API key, or session + CSRF token) and answers
+# 401 in JSON: it is exempt from the sign-in redirect, never from authentication.
+api_patterns, api_app, api_namespace = api.urls
+for pattern in api_patterns:
+    pattern.callback.login_required = False
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("accounts/", include("oxygis.accounts.urls")),
     path("settings/", include(settings_urlpatterns)),
+    path("sales/", include("oxygis.sales.urls")),
+    path("api/v1/", include((api_patterns, api_app), namespace=api_namespace)),
+    path("api/v1/<path:rest>", views.api_not_found, name="api-not-found"),
     path(".well-known/security.txt", views.security_txt, name="security-txt"),
     path(".well-known/security-policy", views.security_policy, name="security-policy"),
 ]

@@ -8,7 +8,7 @@ from django.test import override_settings
 
 from oxygis.tenancy.databases import forget_tenant_database
 from oxygis.tenancy.provisioning import resume_tenant, suspend_tenant
-from tests.fixtures import HttpsClient
+from tests.fixtures import HttpsClient, without_tokens
 
 
 @contextmanager
@@ -40,7 +40,7 @@ def test_unknown_tenant_looks_exactly_like_a_foreign_host():
         unknown = HttpsClient("nosuchtenant.localhost").get("/")
     foreign = HttpsClient("evil.example.com").get("/")
     assert unknown.status_code == foreign.status_code == 404
-    assert unknown.content == foreign.content
+    assert without_tokens(unknown) == without_tokens(foreign)
     assert len(queries) == 1 and "tenancy_tenant" in queries[0]
 
 

@@ -59,3 +59,24 @@ def system(*, reason: str) -> Iterator[SystemActor]:
     )
     with acting_as(SystemActor(reason)) as actor:
         yield actor
+
+
+class ReadOnlyActor:
+    """A user acting through a read-only credential (an API key of scope "read"): the
+    same rows, but every write right answers no, so the access layer refuses writes."""
+
+    def __init__(self, user):
+        self._user = user
+
+    def __getattr__(self, name):
+        return getattr(self._user, name)
+
+    def has_perm(self, perm, obj=None):
+        verb = perm.split(".", 1)[-1].split("_", 1)[0]
+        return verb == "view" and self._user.has_perm(perm, obj)
+
+
+def bind_actor_for_request(actor) -> None:
+    """Re-bind the actor inside a request (API key authentication happens after the
+    middleware bound the anonymous actor); the middleware restores it at the end."""
+    _current_actor.set(actor)

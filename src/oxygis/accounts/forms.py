@@ -92,3 +92,9 @@ class PolicyForm(forms.ModelForm):
     class Meta:
         model = SecurityPolicy
         fields = ["min_password_length", "two_factor"]
+
+
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="What this key is for, e.g. 'ERP sync'.")
+    scope = forms.ChoiceField(choices=[("read", "Read only"), ("read-write", "Read and write")])
+    days = forms.IntegerField(label="Valid for (days)", min_value=1, max_value=365, initial=90)

@@ -94,3 +94,29 @@ class UserSession(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} from {self.ip} ({self.last_seen:%Y-%m-%d %H:%M})"
+
+
+class ApiKey(models.Model):
+    """A personal API key: shown once, stored as a SHA-256 digest (the secret is 256
+    random bits, so a fast digest is enough), scoped, expiring, revocable."""
+
+    READ, READ_WRITE = "read", "read-write"
+    SCOPES = [(READ, "Read only"), (READ_WRITE, "Read and write")]
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys"
+    )
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True)  # public part, to find the key
+    digest = models.CharField(max_length=64)  # sha256 of the secret part, hex
+    scope = models.CharField(max_length=10, choices=SCOPES, default=READ)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

@@ -17,6 +17,8 @@ urlpatterns = [
     path("email/", views.email_change, name="email-change"),
     path("sessions/<int:session_id>/end/", views.session_end, name="session-end"),
     path("sessions/end-others/", views.sessions_end_others, name="sessions-end-others"),
+    path("api-keys/", views.api_keys, name="api-keys"),
+    path("api-keys/<int:key_id>/revoke/", views.api_key_revoke, name="api-key-revoke"),
     path("password/reset/", views.PasswordResetView.as_view(), name="password_reset"),
     path(
         "password/reset/sent/",

@@ -358,3 +358,34 @@ def policy(request):
 def audit_log(request):
     page = Paginator(AuditEvent.objects.all(), 50).get_page(request.GET.get("page"))
     return render(request, "accounts/audit.html", {"page": page, "labels": ACTIONS})
+
+
+# --- API keys ------------------------------------------------------------------------
+@never_cache
+@sudo_required
+def api_keys(request):
+    """List, create and revoke the user's own API keys (a new token is shown once)."""
+    from .apikeys import create_key
+    from .forms import ApiKeyForm
+    from .models import ApiKey
+
+    form = ApiKeyForm(request.POST or None)
+    token = None
+    if request.method == "POST" and form.is_valid():
+        _, token = create_key(request, **form.cleaned_data)
+        form = ApiKeyForm()
+    keys = ApiKey.objects.filter(user=request.user)
+    return _no_store(
+        render(request, "accounts/api_keys.html", {"form": form, "token": token, "keys": keys})
+    )
+
+
+@require_POST
+@sudo_required
+def api_key_revoke(request, key_id: int):
+    from .apikeys import revoke_key
+    from .models import ApiKey
+
+    revoke_key(request, get_object_or_404(ApiKey, pk=key_id, user=request.user))
+    messages.success(request, "API key revoked.")
+    return redirect("api-keys")

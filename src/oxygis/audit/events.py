@@ -31,6 +31,8 @@ ACTIONS = {
     "session.revoked": "Session ended",
     "policy.changed": "Security policy changed",
     "access.system": "System access beyond user rights",
+    "apikey.created": "API key created",
+    "apikey.revoked": "API key revoked",
 }
 
 

@@ -3,7 +3,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_not_required
-from django.http import HttpResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -43,6 +43,12 @@ def security_policy(request):
 @require_GET
 def console_home(request):
     return render(request, "console/home.html")
+
+
+# Anonymous by design: an unknown API address answers JSON, whoever asks.
+@login_not_required
+def api_not_found(request, rest=""):
+    return JsonResponse({"detail": "Not found."}, status=404)
 
 
 def csrf_failure(request, reason=""):

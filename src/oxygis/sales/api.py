@@ -1,0 +1,345 @@
+"""The JSON API, /api/v1/ (django-ninja). Same access layer as the pages: a row the
+caller may not see is a 404, a right they lack a 403. Errors are JSON, never a 500."""
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError
+from django.http import Http404
+from django.shortcuts import get_object_or_404
+from ninja import Field, NinjaAPI, Query, Router, Schema, Status
+from ninja.pagination import LimitOffsetPagination, paginate
+from ninja.security import HttpBearer, SessionAuth
+
+from oxygis.access.actors import NoActor, ReadOnlyActor, bind_actor_for_request
+from oxygis.accounts.apikeys import authenticate_token
+from oxygis.accounts.models import ApiKey
+
+from . import services
+from .models import Contact, IllegalTransition, Order, Product
+
+
+class ApiKeyAuth(HttpBearer):
+    """``Authorization: Bearer oxy_...``: acts as the key's user; a read-scoped key
+    cannot write (its actor has no write right)."""
+
+    def authenticate(self, request, token):
+        key = authenticate_token(token)
+        if key is None:
+            return None
+        request.user = key.user
+        bind_actor_for_request(
+            key.user if key.scope == ApiKey.READ_WRITE else ReadOnlyActor(key.user)
+        )
+        return key
+
+
+api = NinjaAPI(
+    title="Oxygis API",
+    version="1",
+    urls_namespace="api-v1",
+    docs_url=None,  # the interactive docs load scripts from elsewhere: not under our CSP
+    auth=[ApiKeyAuth(), SessionAuth()],
+)
+
+
+def _error(request, status: int, detail):
+    return api.create_response(request, {"detail": detail}, status=status)
+
+
+@api.exception_handler(PermissionDenied)
+def _forbidden(request, exc):
+    if isinstance(exc, NoActor):
+        return _error(request, 401, "Authentication required.")
+    return _error(request, 403, str(exc) or "Forbidden.")
+
+
+@api.exception_handler(Http404)
+def _not_found(request, exc):
+    return _error(request, 404, "Not found.")
+
+
+@api.exception_handler(IllegalTransition)
+def _conflict(request, exc):
+    return _error(request, 409, " ".join(exc.messages))
+
+
+@api.exception_handler(ValidationError)
+def _invalid(request, exc):
+    detail = exc.message_dict if hasattr(exc, "error_dict") else {"__all__": exc.messages}
+    return _error(request, 400, detail)
+
+
+@api.exception_handler(IntegrityError)
+def _integrity(request, exc):
+    return _error(request, 409, "This conflicts with existing data.")
+
+
+# --- schemas ------------------------------------------------------------------------
+Money = Decimal
+
+
+class ContactIn(Schema):
+    kind: Literal["company", "person"] = "company"
+    name: str = Field(..., min_length=1, max_length=200)
+    email: str = Field("", max_length=254)
+    phone: str = Field("", max_length=50)
+    street: str = Field("", max_length=200)
+    postcode: str = Field("", max_length=20)
+    city: str = Field("", max_length=100)
+    country: str = Field("", max_length=2)
+    parent_id: int | None = None
+
+
+class ContactPatch(Schema):
+    kind: Literal["company", "person"] | None = None
+    name: str | None = Field(None, min_length=1, max_length=200)
+    email: str | None = Field(None, max_length=254)
+    phone: str | None = Field(None, max_length=50)
+    street: str | None = Field(None, max_length=200)
+    postcode: str | None = Field(None, max_length=20)
+    city: str | None = Field(None, max_length=100)
+    country: str | None = Field(None, max_length=2)
+    parent_id: int | None = None
+
+
+class ContactOut(ContactIn):
+    id: int
+
+
+class ProductIn(Schema):
+    name: str = Field(..., min_length=1, max_length=200)
+    sku: str = Field(..., min_length=1, max_length=64)
+    unit_price: Money = Field(..., ge=0, max_digits=12, decimal_places=2)
+    tax_rate: Money = Field(Decimal("21.00"), ge=0, max_digits=5, decimal_places=2)
+    active: bool = True
+
+
+class ProductPatch(Schema):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    sku: str | None = Field(None, min_length=1, max_length=64)
+    unit_price: Money | None = Field(None, ge=0, max_digits=12, decimal_places=2)
+    tax_rate: Money | None = Field(None, ge=0, max_digits=5, decimal_places=2)
+    active: bool | None = None
+
+
+class ProductOut(ProductIn):
+    id: int
+
+
+class LineIn(Schema):
+    product_id: int | None = None
+    description: str = Field("", max_length=300)
+    quantity: Decimal = Field(Decimal("1"), gt=0, max_digits=12, decimal_places=3)
+    unit_price: Money | None = Field(None, ge=0, max_digits=12, decimal_places=2)
+    tax_rate: Money | None = Field(None, ge=0, max_digits=5, decimal_places=2)
+
+
+class LineOut(Schema):
+    id: int
+    product_id: int | None
+    description: str
+    quantity: Decimal
+    unit_price: Money
+    tax_rate: Money
+    subtotal: Money
+
+
+class OrderIn(Schema):
+    customer_id: int
+    salesperson_id: int | None = None
+    currency: str = Field("EUR", pattern=r"^[A-Za-z]{3}$")
+    lines: list[LineIn] = Field(default_factory=list, max_length=500)
+
+
+class OrderPatch(Schema):
+    customer_id: int | None = None
+    currency: str | None = Field(None, pattern=r"^[A-Za-z]{3}$")
+
+
+class OrderOut(Schema):
+    id: int
+    number: str
+    customer_id: int
+    salesperson_id: int
+    currency: str
+    state: str
+    confirmed_at: datetime | None
+    confirmation_channel: str
+    amount_untaxed: Money
+    amount_tax: Money
+    amount_total: Money
+    lines: list[LineOut]
+
+    @staticmethod
+    def resolve_lines(order):
+        return list(order.lines.all())
+
+
+# --- helpers --------------------------------------------------------------------------
+def _line_input(data: LineIn) -> services.LineInput:
+    product = get_object_or_404(Product, pk=data.product_id) if data.product_id else None
+    if product is None and (not data.description or data.unit_price is None):
+        raise ValidationError("a line without a product needs a description and a unit_price")
+    return services.LineInput(
+        description=data.description or product.name,
+        quantity=data.quantity,
+        unit_price=data.unit_price if data.unit_price is not None else product.unit_price,
+        tax_rate=data.tax_rate
+        if data.tax_rate is not None
+        else (product.tax_rate if product else Decimal(0)),
+        product=product,
+    )
+
+
+def _apply(instance, values: dict):
+    for name, value in values.items():
+        setattr(instance, name, value)
+    instance.full_clean()
+    instance.save()
+    return instance
+
+
+# --- contacts ------------------------------------------------------------------------
+contacts = Router(tags=["contacts"])
+
+
+@contacts.get("", response=list[ContactOut])
+@paginate(LimitOffsetPagination)
+def list_contacts(request, q: str = Query("", max_length=100)):
+    queryset = Contact.objects.all()
+    return queryset.filter(name__icontains=q) if q else queryset
+
+
+@contacts.get("/{int:contact_id}", response=ContactOut)
+def get_contact(request, contact_id: int):
+    return get_object_or_404(Contact, pk=contact_id)
+
+
+def _parent(values: dict) -> dict:
+    if values.get("parent_id") is not None:
+        values["parent"] = get_object_or_404(Contact, pk=values.pop("parent_id"))
+    else:
+        values.pop("parent_id", None)
+    return values
+
+
+@contacts.post("", response={201: ContactOut})
+def create_contact(request, data: ContactIn):
+    return Status(201, _apply(Contact(), _parent(data.dict())))
+
+
+@contacts.patch("/{int:contact_id}", response=ContactOut)
+def update_contact(request, contact_id: int, data: ContactPatch):
+    contact = get_object_or_404(Contact, pk=contact_id)
+    return _apply(contact, _parent(data.dict(exclude_unset=True)))
+
+
+# --- products ------------------------------------------------------------------------
+products = Router(tags=["products"])
+
+
+@products.get("", response=list[ProductOut])
+@paginate(LimitOffsetPagination)
+def list_products(request, q: str = Query("", max_length=100), active: bool | None = None):
+    queryset = Product.objects.all()
+    if q:
+        queryset = queryset.filter(name__icontains=q)
+    return queryset if active is None else queryset.filter(active=active)
+
+
+@products.get("/{int:product_id}", response=ProductOut)
+def get_product(request, product_id: int):
+    return get_object_or_404(Product, pk=product_id)
+
+
+@products.post("", response={201: ProductOut})
+def create_product(request, data: ProductIn):
+    return Status(201, _apply(Product(), data.dict()))
+
+
+@products.patch("/{int:product_id}", response=ProductOut)
+def update_product(request, product_id: int, data: ProductPatch):
+    return _apply(get_object_or_404(Product, pk=product_id), data.dict(exclude_unset=True))
+
+
+# --- orders --------------------------------------------------------------------------
+orders = Router(tags=["orders"])
+STATES = Literal["draft", "sent", "confirmed", "cancelled"]
+
+
+@orders.get("", response=list[OrderOut])
+@paginate(LimitOffsetPagination)
+def list_orders(
+    request,
+    state: STATES | None = None,
+    customer_id: int | None = None,
+    q: str = Query("", max_length=100),
+):
+    queryset = Order.objects.prefetch_related("lines")
+    if state:
+        queryset = queryset.filter(state=state)
+    if customer_id is not None:
+        queryset = queryset.filter(customer_id=customer_id)
+    return queryset.filter(number__icontains=q) if q else queryset
+
+
+@orders.get("/{int:order_id}", response=OrderOut)
+def get_order(request, order_id: int):
+    return get_object_or_404(Order, pk=order_id)
+
+
+@orders.post("", response={201: OrderOut})
+def create_order(request, data: OrderIn):
+    from django.contrib.auth import get_user_model
+
+    customer = get_object_or_404(Contact, pk=data.customer_id)
+    salesperson = (
+        get_object_or_404(get_user_model(), pk=data.salesperson_id, is_active=True)
+        if data.salesperson_id
+        else request.user
+    )
+    order = services.create_order(
+        customer=customer,
+        salesperson=salesperson,
+        currency=data.currency,
+        lines=[_line_input(line) for line in data.lines],
+    )
+    return Status(201, order)
+
+
+@orders.patch("/{int:order_id}", response=OrderOut)
+def update_order(request, order_id: int, data: OrderPatch):
+    order = get_object_or_404(Order, pk=order_id)
+    values = data.dict(exclude_unset=True)
+    if values.get("customer_id") is not None:
+        values["customer"] = get_object_or_404(Contact, pk=values.pop("customer_id"))
+    values.pop("customer_id", None)
+    if values.get("currency"):
+        values["currency"] = values["currency"].upper()
+    return services.update_order(order, **{k: v for k, v in values.items() if v is not None})
+
+
+@orders.post("/{int:order_id}/lines", response={201: OrderOut})
+def add_line(request, order_id: int, data: LineIn):
+    order = get_object_or_404(Order, pk=order_id)
+    services.save_line(order, _line_input(data))
+    order.refresh_from_db()
+    return Status(201, order)
+
+
+@orders.post("/{int:order_id}/confirm", response=OrderOut)
+def confirm_order(request, order_id: int):
+    return services.confirm_order(get_object_or_404(Order, pk=order_id), channel="api")
+
+
+@orders.post("/{int:order_id}/cancel", response=OrderOut)
+def cancel_order(request, order_id: int):
+    return services.cancel_order(get_object_or_404(Order, pk=order_id))
+
+
+api.add_router("/contacts", contacts)
+api.add_router("/products", products)
+api.add_router("/orders", orders)

@@ -1,0 +1,84 @@
+from django import forms
+from django.contrib.auth import get_user_model
+
+from .models import Contact, Order, OrderLine, Product
+
+
+class ContactForm(forms.ModelForm):
+    class Meta:
+        model = Contact
+        fields = [
+            "kind",
+            "name",
+            "email",
+            "phone",
+            "street",
+            "postcode",
+            "city",
+            "country",
+            "parent",
+        ]
+
+
+class ProductForm(forms.ModelForm):
+    class Meta:
+        model = Product
+        fields = ["name", "sku", "unit_price", "tax_rate", "active"]
+
+
+class OrderForm(forms.ModelForm):
+    class Meta:
+        model = Order
+        fields = ["customer", "salesperson", "currency"]
+
+    def __init__(self, *args, actor=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Only people with a sales role can be salespeople; a salesperson's own orders
+        # are theirs (the access layer refuses anything else anyway).
+        people = (
+            get_user_model()
+            .objects.filter(is_active=True)
+            .filter(groups__permissions__codename="add_order")
+            .distinct()
+            .order_by("username")
+        )
+        self.fields["salesperson"].queryset = people
+        if actor is not None and not actor.has_perm("sales.change_all_orders"):
+            self.fields["salesperson"].queryset = people.filter(pk=actor.pk)
+            self.fields["salesperson"].initial = actor.pk
+        self.fields["currency"].widget.attrs["maxlength"] = 3
+
+    def clean_currency(self):
+        value = self.cleaned_data["currency"].upper()
+        if len(value) != 3 or not value.isalpha():
+            raise forms.ValidationError("Use a 3-letter ISO 4217 code, e.g. EUR.")
+        return value
+
+
+class LineForm(forms.ModelForm):
+    class Meta:
+        model = OrderLine
+        fields = ["product", "description", "quantity", "unit_price", "tax_rate"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["product"].queryset = Product.objects.filter(active=True)
+        self.fields["description"].required = False
+        self.fields["unit_price"].required = False
+        self.fields["tax_rate"].required = False
+
+    def clean(self):
+        data = super().clean()
+        product = data.get("product")
+        if product is None and not data.get("description"):
+            raise forms.ValidationError("Choose a product or describe the line.")
+        if data.get("unit_price") is None:
+            if product is None:
+                self.add_error("unit_price", "A line without a product needs a price.")
+            else:
+                data["unit_price"] = product.unit_price
+        if data.get("tax_rate") is None:
+            data["tax_rate"] = product.tax_rate if product else 0
+        if not data.get("description") and product is not None:
+            data["description"] = product.name
+        return data

@@ -1,0 +1,42 @@
+"""Search, sort and paginate a list page, from the query string (?q=, ?sort=, ?page=)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import reduce
+from operator import or_
+
+from django.core.paginator import Page, Paginator
+from django.db.models import Q
+
+PAGE_SIZE = 25
+
+
+@dataclass
+class Listing:
+    page: Page
+    query: str
+    sort: str
+    sorts: dict[str, str]  # key -> label
+
+    def sort_link(self, key: str) -> str:
+        """The ?sort= value that sorts by ``key``, flipping the direction if current."""
+        return f"-{key}" if self.sort == key else key
+
+
+def listing(
+    request, queryset, *, search: list[str], sorts: dict[str, tuple[str, str]], default: str
+) -> Listing:
+    """``sorts`` maps a key of the URL to (ORM ordering field, label): nothing the user
+    types reaches order_by() unless it is one of these keys."""
+    query = request.GET.get("q", "").strip()[:100]
+    if query:
+        queryset = queryset.filter(reduce(or_, (Q(**{f"{f}__icontains": query}) for f in search)))
+    sort = request.GET.get("sort", default)
+    key = sort.lstrip("-")
+    if key not in sorts:
+        sort, key = default, default.lstrip("-")
+    field = sorts[key][0]
+    queryset = queryset.order_by(f"-{field}" if sort.startswith("-") else field, "-pk")
+    page = Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
+    return Listing(page, query, sort, {k: label for k, (_, label) in sorts.items()})

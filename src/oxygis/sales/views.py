@@ -1,0 +1,192 @@
+"""Sales pages. Thin: the access layer decides what each user may see and do, the
+services do the writes; a row the user may not see is a 404, like a missing one."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from . import services
+from .forms import ContactForm, LineForm, OrderForm, ProductForm
+from .listing import listing
+from .models import Contact, Order, OrderLine, Product
+
+
+def _htmx(request) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+# --- contacts and products ------------------------------------------------------------
+def contacts(request):
+    page = listing(
+        request,
+        Contact.objects.select_related("parent"),
+        search=["name", "email", "city"],
+        sorts={
+            "name": ("name", "Name"),
+            "city": ("city", "City"),
+            "created": ("created_at", "Created"),
+        },
+        default="name",
+    )
+    return render(request, "sales/contacts.html", {"list": page})
+
+
+def contact_edit(request, pk: int | None = None):
+    contact = get_object_or_404(Contact, pk=pk) if pk else None
+    form = ContactForm(request.POST or None, instance=contact)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, f"Contact {form.instance.name} saved.")
+        return redirect("contacts")
+    return render(
+        request,
+        "sales/edit.html",
+        {"form": form, "title": contact or "New contact", "back": "contacts"},
+    )
+
+
+def products(request):
+    page = listing(
+        request,
+        Product.objects.all(),
+        search=["name", "sku"],
+        sorts={
+            "name": ("name", "Name"),
+            "sku": ("sku", "SKU"),
+            "price": ("unit_price", "Unit price"),
+        },
+        default="name",
+    )
+    return render(request, "sales/products.html", {"list": page})
+
+
+def product_edit(request, pk: int | None = None):
+    product = get_object_or_404(Product, pk=pk) if pk else None
+    form = ProductForm(request.POST or None, instance=product)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, f"Product {form.instance.name} saved.")
+        return redirect("products")
+    return render(
+        request,
+        "sales/edit.html",
+        {"form": form, "title": product or "New product", "back": "products"},
+    )
+
+
+# --- orders -----------------------------------------------------------------------------
+def orders(request):
+    queryset = Order.objects.select_related("customer", "salesperson")
+    state = request.GET.get("state", "")
+    if state in dict(Order.STATES):
+        queryset = queryset.filter(state=state)
+    page = listing(
+        request,
+        queryset,
+        search=["number", "customer__name"],
+        sorts={
+            "number": ("id", "Number"),
+            "customer": ("customer__name", "Customer"),
+            "total": ("amount_total", "Total"),
+            "date": ("created_at", "Date"),
+        },
+        default="-number",
+    )
+    return render(
+        request, "sales/orders.html", {"list": page, "state": state, "states": Order.STATES}
+    )
+
+
+def order_new(request):
+    form = OrderForm(request.POST or None, actor=request.user)
+    if request.method == "POST" and form.is_valid():
+        order = services.create_order(**form.cleaned_data)
+        return redirect("order", pk=order.pk)
+    return render(
+        request, "sales/edit.html", {"form": form, "title": "New quotation", "back": "orders"}
+    )
+
+
+def order(request, pk: int):
+    order = get_object_or_404(Order.objects.select_related("customer", "salesperson"), pk=pk)
+    return render(request, "sales/order.html", {"order": order, "line_form": LineForm()})
+
+
+def _lines_partial(request, order, form=None, status=200):
+    order.refresh_from_db()
+    return render(
+        request,
+        "sales/_lines.html",
+        {"order": order, "line_form": form or LineForm()},
+        status=status,
+    )
+
+
+@require_POST
+def line_add(request, pk: int):
+    order = get_object_or_404(Order, pk=pk)
+    form = LineForm(request.POST)
+    if form.is_valid():
+        try:
+            services.save_line(
+                order,
+                services.LineInput(
+                    description=form.cleaned_data["description"],
+                    quantity=form.cleaned_data["quantity"],
+                    unit_price=form.cleaned_data["unit_price"],
+                    tax_rate=form.cleaned_data["tax_rate"],
+                    product=form.cleaned_data["product"],
+                ),
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            form = None
+    if _htmx(request):
+        return _lines_partial(request, order, form, status=200 if form is None else 422)
+    if form is not None:
+        messages.error(
+            request,
+            " ".join(str(e) for e in form.non_field_errors())
+            or "The line was not added: check its fields.",
+        )
+    return redirect("order", pk=order.pk)
+
+
+@require_POST
+def line_delete(request, pk: int, line_pk: int):
+    order = get_object_or_404(Order, pk=pk)
+    line = get_object_or_404(OrderLine, pk=line_pk, order=order)
+    try:
+        services.delete_line(order, line)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    if _htmx(request):
+        return _lines_partial(request, order)
+    return redirect("order", pk=order.pk)
+
+
+TRANSITIONS = {
+    "send": (services.mark_sent, "marked as sent"),
+    "confirm": (services.confirm_order, "confirmed"),
+    "cancel": (services.cancel_order, "cancelled"),
+    "draft": (services.reset_to_draft, "back to quotation"),
+}
+
+
+@require_POST
+def order_transition(request, pk: int, action: str):
+    order = get_object_or_404(Order, pk=pk)
+    if action not in TRANSITIONS:
+        return redirect("order", pk=order.pk)
+    do, done = TRANSITIONS[action]
+    try:
+        do(order)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, f"Order {order.number} {done}.")
+    return redirect("order", pk=order.pk)
