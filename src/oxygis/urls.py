@@ -1,10 +1,14 @@
 """URLs of a tenant's site (``<slug>.<domain>``)."""
 
-from django.urls import include, path
+from django.urls import include, path, register_converter
 
-from oxygis.accounts.urls import settings_urlpatterns
-from oxygis.sales.api import api
-from oxygis.web import views
+from oxygis.web.converters import IdConverter
+
+register_converter(IdConverter, "id")  # before the URL modules below use it
+
+from oxygis.accounts.urls import settings_urlpatterns  # noqa: E402
+from oxygis.sales.api import api  # noqa: E402
+from oxygis.web import views  # noqa: E402
 
 # The API authenticates each call itself (API key, or session + CSRF token) and answers
 # 401 in JSON: it is exempt from the sign-in redirect, never from authentication.

@@ -5,6 +5,7 @@ from decimal import Decimal
 import pytest
 from django import forms
 from django.core.exceptions import PermissionDenied
+from django.db.models.functions import Now
 
 from oxygis.access.actors import NoActor, acting_as, system
 from oxygis.audit.models import AuditEvent
@@ -23,7 +24,11 @@ def as_user(world):
 
 
 def own(world, *names):
-    return {pk for name in names for pk in world.orders[name]}
+    """The ids of the orders of these salespeople, read beyond the rules."""
+    with tenant_context(world.tenant), system(reason="test: expected rows"):
+        return set(
+            Order.objects.filter(salesperson__username__in=names).values_list("pk", flat=True)
+        )
 
 
 def test_no_actor_no_data(world):
@@ -52,10 +57,16 @@ def test_no_actor_no_data(world):
 def test_querysets_show_exactly_what_the_role_allows(world, as_user, name, sees):
     """S6/S13: salespeople see their own orders and lines; managers, read-only users and
     admins see all; a user with no role sees none."""
+    expected = own(world, *sees)
+    with system(reason="test: expected rows"):
+        all_contacts = Contact.objects.count()
+        expected_lines = set(
+            OrderLine.objects.filter(order__in=expected).values_list("pk", flat=True)
+        )
     with as_user(name):
-        assert set(Order.objects.values_list("pk", flat=True)) == own(world, *sees)
-        assert {line.order_id for line in OrderLine.objects.all()} == own(world, *sees)
-        assert Contact.objects.count() == (0 if name == "nora" else 3)
+        assert set(Order.objects.values_list("pk", flat=True)) == expected
+        assert set(OrderLine.objects.values_list("pk", flat=True)) == expected_lines
+        assert Contact.objects.count() == (0 if name == "nora" else all_contacts)
 
 
 def test_related_traversal_is_filtered_too(world, as_user):
@@ -78,8 +89,8 @@ def test_update_and_delete_respect_rights_and_rows(world, as_user):
     """S6: queryset update()/delete() touch only rows the actor may change, and need the
     right at all."""
     with as_user("sam"):
-        changed = Order.objects.all().update(currency="EUR")
-        assert changed == len(world.orders["sam"])
+        changed = Order.objects.all().update(updated_at=Now())
+        assert changed == len(own(world, "sam"))
         assert OrderLine.objects.filter(order_id=world.orders["sue"][0]).delete()[0] == 0
     with as_user("rita"), pytest.raises(PermissionDenied):
         Order.objects.all().update(currency="USD")
@@ -167,11 +178,13 @@ def test_a_queryset_made_before_any_actor_takes_the_actor_of_its_use(world):
         with acting_as(world.user("sue")):
             assert {o.pk for o in later} == own(world, "sue")
             sub = OrderLine.objects.filter(order__in=Order.objects.all())
-            assert {line.order_id for line in sub} == own(world, "sue")
+            seen = {line.order_id for line in sub}
+            assert set(world.orders["sue"]) <= seen <= own(world, "sue")
         pending = Order.objects.filter(currency="EUR")
         with acting_as(world.user("sam")):
             lines = OrderLine.objects.filter(order__in=pending)
-            assert {line.order_id for line in lines} == own(world, "sam")
+            seen = {line.order_id for line in lines}
+            assert set(world.orders["sam"]) <= seen <= own(world, "sam")
 
 
 def test_system_bypass_is_explicit_and_audited(world):

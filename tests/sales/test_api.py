@@ -218,8 +218,9 @@ def test_contacts_and_products_read_and_update(alpha, world, key_for):
     status, changed = call(alpha, "patch", f"/contacts/{contact.pk}", manager, {"city": "Gent"})
     assert status == 200 and changed["city"] == "Gent"
     assert call(alpha, "get", f"/products/{product.pk}", seller)[1]["sku"] == product.sku
-    status, changed = call(alpha, "patch", f"/products/{product.pk}", manager,
-                           {"unit_price": "12.34"})
+    status, changed = call(
+        alpha, "patch", f"/products/{product.pk}", manager, {"unit_price": "12.34"}
+    )
     assert status == 200 and changed["unit_price"] == "12.34"
     assert call(alpha, "patch", f"/products/{product.pk}", seller, {"active": False})[0] == 403
 
@@ -228,3 +229,17 @@ def test_api_root_and_unknown_paths(alpha, world, key_for):
     """There is nothing at the API's root; unknown API addresses answer JSON 404s."""
     assert alpha.client().get("/api/v1/").status_code == 404
     assert alpha.client().get("/api/v1/no/such/thing").json() == {"detail": "Not found."}
+
+
+def test_out_of_range_numbers_are_4xx_not_500(alpha, world, key_for):
+    """Found by schemathesis on PostgreSQL: ids and offsets beyond a bigint must be
+    refused before they reach the database."""
+    token = key_for("maria")
+    huge = "9" * 25
+    assert call(alpha, "get", f"/orders/{huge}", token)[0] == 404
+    assert call(alpha, "get", f"/orders?offset={huge}", token)[0] == 422
+    assert call(alpha, "get", f"/orders?customer_id={huge}", token)[0] == 422
+    assert call(alpha, "post", "/orders", token, {"customer_id": int(huge)})[0] == 422
+    maria = alpha.client()
+    maria.sign_in("maria", MEMBER_PASSWORD)
+    assert maria.get(f"/sales/orders/{huge}/").status_code == 404

@@ -15,10 +15,10 @@ urlpatterns = [
     path("security/", views.security, name="security"),
     path("password/", views.password_change, name="password-change"),
     path("email/", views.email_change, name="email-change"),
-    path("sessions/<int:session_id>/end/", views.session_end, name="session-end"),
+    path("sessions/<id:session_id>/end/", views.session_end, name="session-end"),
     path("sessions/end-others/", views.sessions_end_others, name="sessions-end-others"),
     path("api-keys/", views.api_keys, name="api-keys"),
-    path("api-keys/<int:key_id>/revoke/", views.api_key_revoke, name="api-key-revoke"),
+    path("api-keys/<id:key_id>/revoke/", views.api_key_revoke, name="api-key-revoke"),
     path("password/reset/", views.PasswordResetView.as_view(), name="password_reset"),
     path(
         "password/reset/sent/",
@@ -49,11 +49,11 @@ urlpatterns = [
 settings_urlpatterns = [
     path("users/", views.users, name="users"),
     path("users/invite/", views.user_invite, name="user-invite"),
-    path("users/<int:user_id>/", views.user_edit, name="user-edit"),
-    path("users/<int:user_id>/unlock/", views.user_unlock, name="user-unlock"),
+    path("users/<id:user_id>/", views.user_edit, name="user-edit"),
+    path("users/<id:user_id>/unlock/", views.user_unlock, name="user-unlock"),
     path("roles/", views.roles, name="roles"),
     path("roles/new/", views.role_edit, name="role-new"),
-    path("roles/<int:role_id>/", views.role_edit, name="role-edit"),
+    path("roles/<id:role_id>/", views.role_edit, name="role-edit"),
     path("policy/", views.policy, name="policy"),
     path("audit/", views.audit_log, name="audit"),
 ]

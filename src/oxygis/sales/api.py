@@ -3,7 +3,7 @@ caller may not see is a 404, a right they lack a 403. Errors are JSON, never a 5
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError
@@ -16,6 +16,7 @@ from ninja.security import HttpBearer, SessionAuth
 from oxygis.access.actors import NoActor, ReadOnlyActor, bind_actor_for_request
 from oxygis.accounts.apikeys import authenticate_token
 from oxygis.accounts.models import ApiKey
+from oxygis.web.converters import MAX_ID
 
 from . import services
 from .models import Contact, IllegalTransition, Order, Product
@@ -79,6 +80,15 @@ def _integrity(request, exc):
 
 # --- schemas ------------------------------------------------------------------------
 Money = Decimal
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+
+
+class Pagination(LimitOffsetPagination):
+    """Limit and offset with bounds (an unbounded offset overflows the database)."""
+
+    class Input(Schema):
+        limit: int = Field(50, ge=1, le=200)
+        offset: int = Field(0, ge=0, le=10_000_000)
 
 
 class ContactIn(Schema):
@@ -90,7 +100,7 @@ class ContactIn(Schema):
     postcode: str = Field("", max_length=20)
     city: str = Field("", max_length=100)
     country: str = Field("", max_length=2)
-    parent_id: int | None = None
+    parent_id: Id | None = None
 
 
 class ContactPatch(Schema):
@@ -102,7 +112,7 @@ class ContactPatch(Schema):
     postcode: str | None = Field(None, max_length=20)
     city: str | None = Field(None, max_length=100)
     country: str | None = Field(None, max_length=2)
-    parent_id: int | None = None
+    parent_id: Id | None = None
 
 
 class ContactOut(ContactIn):
@@ -130,7 +140,7 @@ class ProductOut(ProductIn):
 
 
 class LineIn(Schema):
-    product_id: int | None = None
+    product_id: Id | None = None
     description: str = Field("", max_length=300)
     quantity: Decimal = Field(Decimal("1"), gt=0, max_digits=12, decimal_places=3)
     unit_price: Money | None = Field(None, ge=0, max_digits=12, decimal_places=2)
@@ -148,21 +158,21 @@ class LineOut(Schema):
 
 
 class OrderIn(Schema):
-    customer_id: int
-    salesperson_id: int | None = None
+    customer_id: Id
+    salesperson_id: Id | None = None
     currency: str = Field("EUR", pattern=r"^[A-Za-z]{3}$")
     lines: list[LineIn] = Field(default_factory=list, max_length=500)
 
 
 class OrderPatch(Schema):
-    customer_id: int | None = None
+    customer_id: Id | None = None
     currency: str | None = Field(None, pattern=r"^[A-Za-z]{3}$")
 
 
 class OrderOut(Schema):
     id: int
     number: str
-    customer_id: int
+    customer_id: Id
     salesperson_id: int
     currency: str
     state: str
@@ -207,14 +217,14 @@ contacts = Router(tags=["contacts"])
 
 
 @contacts.get("", response=list[ContactOut])
-@paginate(LimitOffsetPagination)
+@paginate(Pagination)
 def list_contacts(request, q: str = Query("", max_length=100)):
     queryset = Contact.objects.all()
     return queryset.filter(name__icontains=q) if q else queryset
 
 
-@contacts.get("/{int:contact_id}", response=ContactOut)
-def get_contact(request, contact_id: int):
+@contacts.get("/{id:contact_id}", response=ContactOut)
+def get_contact(request, contact_id: Id):
     return get_object_or_404(Contact, pk=contact_id)
 
 
@@ -231,8 +241,8 @@ def create_contact(request, data: ContactIn):
     return Status(201, _apply(Contact(), _parent(data.dict())))
 
 
-@contacts.patch("/{int:contact_id}", response=ContactOut)
-def update_contact(request, contact_id: int, data: ContactPatch):
+@contacts.patch("/{id:contact_id}", response=ContactOut)
+def update_contact(request, contact_id: Id, data: ContactPatch):
     contact = get_object_or_404(Contact, pk=contact_id)
     return _apply(contact, _parent(data.dict(exclude_unset=True)))
 
@@ -242,7 +252,7 @@ products = Router(tags=["products"])
 
 
 @products.get("", response=list[ProductOut])
-@paginate(LimitOffsetPagination)
+@paginate(Pagination)
 def list_products(request, q: str = Query("", max_length=100), active: bool | None = None):
     queryset = Product.objects.all()
     if q:
@@ -250,8 +260,8 @@ def list_products(request, q: str = Query("", max_length=100), active: bool | No
     return queryset if active is None else queryset.filter(active=active)
 
 
-@products.get("/{int:product_id}", response=ProductOut)
-def get_product(request, product_id: int):
+@products.get("/{id:product_id}", response=ProductOut)
+def get_product(request, product_id: Id):
     return get_object_or_404(Product, pk=product_id)
 
 
@@ -260,8 +270,8 @@ def create_product(request, data: ProductIn):
     return Status(201, _apply(Product(), data.dict()))
 
 
-@products.patch("/{int:product_id}", response=ProductOut)
-def update_product(request, product_id: int, data: ProductPatch):
+@products.patch("/{id:product_id}", response=ProductOut)
+def update_product(request, product_id: Id, data: ProductPatch):
     return _apply(get_object_or_404(Product, pk=product_id), data.dict(exclude_unset=True))
 
 
@@ -271,11 +281,11 @@ STATES = Literal["draft", "sent", "confirmed", "cancelled"]
 
 
 @orders.get("", response=list[OrderOut])
-@paginate(LimitOffsetPagination)
+@paginate(Pagination)
 def list_orders(
     request,
     state: STATES | None = None,
-    customer_id: int | None = None,
+    customer_id: Id | None = None,
     q: str = Query("", max_length=100),
 ):
     queryset = Order.objects.prefetch_related("lines")
@@ -286,8 +296,8 @@ def list_orders(
     return queryset.filter(number__icontains=q) if q else queryset
 
 
-@orders.get("/{int:order_id}", response=OrderOut)
-def get_order(request, order_id: int):
+@orders.get("/{id:order_id}", response=OrderOut)
+def get_order(request, order_id: Id):
     return get_object_or_404(Order, pk=order_id)
 
 
@@ -310,8 +320,8 @@ def create_order(request, data: OrderIn):
     return Status(201, order)
 
 
-@orders.patch("/{int:order_id}", response=OrderOut)
-def update_order(request, order_id: int, data: OrderPatch):
+@orders.patch("/{id:order_id}", response=OrderOut)
+def update_order(request, order_id: Id, data: OrderPatch):
     order = get_object_or_404(Order, pk=order_id)
     values = data.dict(exclude_unset=True)
     if values.get("customer_id") is not None:
@@ -322,21 +332,21 @@ def update_order(request, order_id: int, data: OrderPatch):
     return services.update_order(order, **{k: v for k, v in values.items() if v is not None})
 
 
-@orders.post("/{int:order_id}/lines", response={201: OrderOut})
-def add_line(request, order_id: int, data: LineIn):
+@orders.post("/{id:order_id}/lines", response={201: OrderOut})
+def add_line(request, order_id: Id, data: LineIn):
     order = get_object_or_404(Order, pk=order_id)
     services.save_line(order, _line_input(data))
     order.refresh_from_db()
     return Status(201, order)
 
 
-@orders.post("/{int:order_id}/confirm", response=OrderOut)
-def confirm_order(request, order_id: int):
+@orders.post("/{id:order_id}/confirm", response=OrderOut)
+def confirm_order(request, order_id: Id):
     return services.confirm_order(get_object_or_404(Order, pk=order_id), channel="api")
 
 
-@orders.post("/{int:order_id}/cancel", response=OrderOut)
-def cancel_order(request, order_id: int):
+@orders.post("/{id:order_id}/cancel", response=OrderOut)
+def cancel_order(request, order_id: Id):
     return services.cancel_order(get_object_or_404(Order, pk=order_id))
 
 

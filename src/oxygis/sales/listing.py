@@ -9,7 +9,7 @@ from operator import or_
 from django.core.paginator import Page, Paginator
 from django.db.models import Q
 
-PAGE_SIZE = 25
+PAGE_SIZE = 50
 
 
 @dataclass
