@@ -176,7 +176,7 @@ def password_change(request):
         mark_authenticated(request)
         messages.success(request, "Password changed. Your other sessions were ended.")
         return redirect("security")
-    return render(request, "accounts/form_page.html", {"form": form, "title": "Change password"})
+    return render(request, "web/form_page.html", {"form": form, "title": "Change password"})
 
 
 @never_cache
@@ -191,7 +191,7 @@ def email_change(request):
         else:
             messages.success(request, "E-mail address changed.")
             return redirect("security")
-    return render(request, "accounts/form_page.html", {"form": form, "title": "Change e-mail"})
+    return render(request, "web/form_page.html", {"form": form, "title": "Change e-mail"})
 
 
 @require_POST
@@ -290,7 +290,7 @@ def user_invite(request):
         else:
             messages.success(request, f"Invitation sent to {user.email}.")
             return redirect("users")
-    return render(request, "accounts/form_page.html", {"form": form, "title": "Invite a user"})
+    return render(request, "web/form_page.html", {"form": form, "title": "Invite a user"})
 
 
 @permission_required("accounts.manage_users", raise_exception=True)
@@ -341,7 +341,7 @@ def role_edit(request, role_id: int | None = None):
         messages.success(request, "Role saved.")
         return redirect("roles")
     title = f"Role {role.name}" if role else "New role"
-    return render(request, "accounts/form_page.html", {"form": form, "title": title})
+    return render(request, "web/form_page.html", {"form": form, "title": title})
 
 
 @permission_required("accounts.manage_security_policy", raise_exception=True)
@@ -351,7 +351,7 @@ def policy(request):
         actions.save_policy(request, form)
         messages.success(request, "Security policy saved.")
         return redirect("policy")
-    return render(request, "accounts/form_page.html", {"form": form, "title": "Security policy"})
+    return render(request, "web/form_page.html", {"form": form, "title": "Security policy"})
 
 
 @permission_required("audit.view_auditevent", raise_exception=True)

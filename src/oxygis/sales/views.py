@@ -43,7 +43,7 @@ def contact_edit(request, pk: int | None = None):
         return redirect("contacts")
     return render(
         request,
-        "sales/edit.html",
+        "web/form_page.html",
         {"form": form, "title": contact or "New contact", "back": "contacts"},
     )
 
@@ -72,7 +72,7 @@ def product_edit(request, pk: int | None = None):
         return redirect("products")
     return render(
         request,
-        "sales/edit.html",
+        "web/form_page.html",
         {"form": form, "title": product or "New product", "back": "products"},
     )
 
@@ -106,7 +106,7 @@ def order_new(request):
         order = services.create_order(**form.cleaned_data)
         return redirect("order", pk=order.pk)
     return render(
-        request, "sales/edit.html", {"form": form, "title": "New quotation", "back": "orders"}
+        request, "web/form_page.html", {"form": form, "title": "New quotation", "back": "orders"}
     )
 
 
