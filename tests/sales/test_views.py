@@ -189,3 +189,26 @@ def test_order_forms_need_the_csrf_token(alpha, world):
         headers={"Origin": f"https://{alpha.host}"},
     )
     assert response.status_code == 403
+
+
+def test_a_line_takes_the_products_own_tax_rate(alpha, world):
+    """A blank tax rate on a product line is the product's rate, not a default."""
+    from decimal import Decimal
+
+    from oxygis.access.actors import acting_as
+    from oxygis.sales.models import Product
+
+    with tenant_context(world.tenant), acting_as(world.user("maria")):
+        book = Product.objects.create(
+            name="Book", sku="BOOK-6", unit_price=Decimal("20.00"), tax_rate=Decimal("6.00")
+        )
+    sam = client_for(alpha, "sam")
+    order_id = world.orders["sam"][0]
+    assert (
+        'name="tax_rate" step="0.01" id="id_tax_rate"'
+        in sam.get(f"/sales/orders/{order_id}/").content.decode()
+    )  # rendered empty
+    sam.post(f"/sales/orders/{order_id}/lines/", {"product": book.pk, "quantity": "1"})
+    with tenant_context(world.tenant), system(reason="test: read the line"):
+        line = Order.objects.get(pk=order_id).lines.get(product=book)
+    assert line.tax_rate == Decimal("6.00") and line.unit_price == Decimal("20.00")

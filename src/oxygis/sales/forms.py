@@ -66,6 +66,9 @@ class LineForm(forms.ModelForm):
         self.fields["description"].required = False
         self.fields["unit_price"].required = False
         self.fields["tax_rate"].required = False
+        # Blank means "the product's own rate" (or 0 without a product), not 21%.
+        self.fields["tax_rate"].initial = None
+        self.fields["quantity"].initial = 1
 
     def clean(self):
         data = super().clean()
