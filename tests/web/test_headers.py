@@ -150,3 +150,14 @@ def test_static_files_are_served(alpha):
     """The stylesheet the pages link to is served (the CSP allows 'self' only)."""
     response = alpha.client().get("/static/oxygis/base.css")
     assert response.status_code == 200
+
+
+def test_csrf_middleware_is_djangos(alpha):
+    """S4: the installed CSRF middleware is Django's (a subclass), so silencing the
+    deploy check that looks for it by name hides nothing."""
+    from django.conf import settings
+    from django.middleware.csrf import CsrfViewMiddleware
+    from django.utils.module_loading import import_string
+
+    installed = [import_string(m) for m in settings.MIDDLEWARE]
+    assert any(issubclass(m, CsrfViewMiddleware) for m in installed if isinstance(m, type))

@@ -80,3 +80,29 @@ def bind_actor_for_request(actor) -> None:
     """Re-bind the actor inside a request (API key authentication happens after the
     middleware bound the anonymous actor); the middleware restores it at the end."""
     _current_actor.set(actor)
+
+
+@dataclass(frozen=True)
+class PortalActor:
+    """The holder of an order's e-mailed link (S9): that order, its lines, its customer
+    and products, to read and to answer (confirm or decline). Nothing else."""
+
+    order_id: int
+    is_active = True
+    is_authenticated = False
+    pk = None
+    RIGHTS = frozenset(
+        {
+            "sales.view_order",
+            "sales.view_orderline",
+            "sales.view_contact",
+            "sales.view_product",
+            "sales.change_order",
+        }
+    )
+
+    def has_perm(self, perm, obj=None) -> bool:
+        return perm in self.RIGHTS
+
+    def __str__(self) -> str:
+        return f"customer link for order {self.order_id}"

@@ -144,6 +144,13 @@ class AccessControlledModel(models.Model):
         self._check_stored_row(actor, "delete")
         return super().delete(*args, **kwargs)
 
+    def authorize(self, verb: str) -> None:
+        """Refuse unless the current actor may ``verb`` this stored row: for actions on
+        a row that write elsewhere (e.g. e-mailing an order)."""
+        actor = current_actor()
+        require(actor, type(self), verb)
+        self._check_stored_row(actor, verb)
+
     @classmethod
     def record_rule(cls, actor, verb: str):
         """A Q of the rows ``actor`` may ``verb``, or None for every row."""

@@ -91,7 +91,7 @@ class RoleForm(forms.ModelForm):
 class PolicyForm(forms.ModelForm):
     class Meta:
         model = SecurityPolicy
-        fields = ["min_password_length", "two_factor"]
+        fields = ["min_password_length", "two_factor", "portal_link_days"]
 
 
 class ApiKeyForm(forms.Form):

@@ -53,6 +53,11 @@ class SecurityPolicy(models.Model):
     two_factor = models.CharField(
         max_length=20, choices=TWO_FACTOR_CHOICES, default=TWO_FACTOR_OPTIONAL
     )
+    portal_link_days = models.PositiveSmallIntegerField(
+        "customer links valid for (days)",
+        default=30,
+        validators=[MinValueValidator(1), MaxValueValidator(365)],
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -33,6 +33,10 @@ ACTIONS = {
     "access.system": "System access beyond user rights",
     "apikey.created": "API key created",
     "apikey.revoked": "API key revoked",
+    "portal.sent": "Order sent to the customer",
+    "portal.revoked": "Customer link revoked",
+    "portal.confirmed": "Order confirmed by the customer",
+    "portal.declined": "Order declined by the customer",
 }
 
 

@@ -10,6 +10,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+from oxygis.access.actors import PortalActor
 from oxygis.access.models import AccessControlledModel
 
 CENT = Decimal("0.01")
@@ -52,6 +53,11 @@ class Contact(AccessControlledModel):
     def __str__(self) -> str:
         return self.name
 
+    @classmethod
+    def record_rule(cls, actor, verb):
+        # A customer's link shows that order's customer only.
+        return Q(orders=actor.order_id) if isinstance(actor, PortalActor) else None
+
     def clean(self):
         if self.parent_id and self.parent_id == self.pk:
             raise ValidationError({"parent": "A contact cannot be its own company."})
@@ -79,6 +85,13 @@ class Product(AccessControlledModel):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.sku})"
+
+    @classmethod
+    def record_rule(cls, actor, verb):
+        if isinstance(actor, PortalActor):  # the products on that order only
+            on_order = models.QuerySet(OrderLine).filter(order_id=actor.order_id)
+            return Q(pk__in=on_order.values("product_id"))
+        return None
 
 
 class IllegalTransition(ValidationError):
@@ -137,10 +150,14 @@ class Order(AccessControlledModel):
     # --- record rule (S13): a salesperson sees and edits their own orders -------------
     @classmethod
     def record_rule(cls, actor, verb):
+        if isinstance(actor, PortalActor):
+            return Q(pk=actor.order_id)
         wide = "sales.view_all_orders" if verb == "view" else "sales.change_all_orders"
         return None if actor.has_perm(wide) else Q(salesperson=actor.pk)
 
     def allows(self, actor, verb):
+        if isinstance(actor, PortalActor):
+            return self.pk == actor.order_id
         wide = "sales.view_all_orders" if verb == "view" else "sales.change_all_orders"
         return actor.has_perm(wide) or self.salesperson_id == actor.pk
 
@@ -194,6 +211,8 @@ class OrderLine(AccessControlledModel):
 
     @classmethod
     def record_rule(cls, actor, verb):
+        if isinstance(actor, PortalActor):
+            return Q(order_id=actor.order_id)
         wide = "sales.view_all_orders" if verb == "view" else "sales.change_all_orders"
         return None if actor.has_perm(wide) else Q(order__salesperson=actor.pk)
 

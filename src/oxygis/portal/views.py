@@ -1,0 +1,108 @@
+"""The customer's page: one order, reached by its signed link, with no account."""
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import ValidationError
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from oxygis.access.actors import PortalActor, acting_as
+from oxygis.sales.models import Order
+from oxygis.web.csrf import csrf_token_only
+
+from . import services
+from .models import OrderLink
+
+
+class ConfirmForm(forms.Form):
+    name = forms.CharField(label="Your full name", max_length=200)
+
+
+class DeclineForm(forms.Form):
+    reason = forms.CharField(
+        label="Reason (optional)",
+        max_length=2000,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
+
+
+def _private(response):
+    # The URL holds the link: no Referer to other sites, no copy in any cache.
+    response["Referrer-Policy"] = "no-referrer"
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+# Anonymous by design (S9): the signed, unique, e-mailed link is the credential, and it
+# opens this one order only (PortalActor). Its no-referrer policy makes browsers post its
+# forms with "Origin: null": the CSRF token alone is checked (web/csrf.py).
+@login_not_required
+@csrf_token_only
+@never_cache
+def order_page(request):
+    ip = request.META.get("REMOTE_ADDR") or None
+    if services.too_many_failures(ip):
+        return _private(render(request, "portal/slow_down.html", status=429))
+    signed = request.POST.get("t") or request.GET.get("t", "")
+    link = services.open_link(request, signed)
+    if link is None:
+        return _private(render(request, "404.html", status=404))
+    with acting_as(PortalActor(link.order_id)):
+        order = (
+            Order.objects.select_related("customer", "salesperson").filter(pk=link.order_id).first()
+        )
+        cancelled_by_seller = order is None or (
+            order.state == Order.CANCELLED and link.response != OrderLink.DECLINED
+        )
+        if cancelled_by_seller:
+            return _private(render(request, "404.html", status=404))
+        confirm_form, decline_form = ConfirmForm(), DeclineForm()
+        if request.method == "POST" and not link.response:
+            if request.POST.get("action") == "confirm":
+                confirm_form = ConfirmForm(request.POST)
+                if confirm_form.is_valid():
+                    services.answer(
+                        request, link, order, confirm=True, name=confirm_form.cleaned_data["name"]
+                    )
+            elif request.POST.get("action") == "decline":
+                decline_form = DeclineForm(request.POST)
+                if decline_form.is_valid():
+                    services.answer(
+                        request,
+                        link,
+                        order,
+                        confirm=False,
+                        reason=decline_form.cleaned_data["reason"],
+                    )
+        context = {
+            "order": order,
+            "link": link,
+            "lines": list(order.lines.all()),
+            "signed": signed,
+            "confirm_form": confirm_form,
+            "decline_form": decline_form,
+        }
+        return _private(render(request, "portal/order.html", context))
+
+
+@require_POST
+def send_link(request, pk: int):
+    order = get_object_or_404(Order, pk=pk)
+    try:
+        link = services.send_order(request, order)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, f"{order.number} sent to {link.sent_to}.")
+    return redirect("order", pk=order.pk)
+
+
+@require_POST
+def revoke_link(request, pk: int):
+    order = get_object_or_404(Order, pk=pk)
+    count = services.revoke_links(request, order)
+    messages.success(request, f"{count} link(s) revoked.")
+    return redirect("order", pk=order.pk)
