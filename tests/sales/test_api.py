@@ -243,3 +243,17 @@ def test_out_of_range_numbers_are_4xx_not_500(alpha, world, key_for):
     maria = alpha.client()
     maria.sign_in("maria", MEMBER_PASSWORD)
     assert maria.get(f"/sales/orders/{huge}/").status_code == 404
+
+
+def test_nul_characters_are_a_4xx_not_500(alpha, world, key_for):
+    """Found by schemathesis on PostgreSQL: NUL in text cannot be stored or searched."""
+    token = key_for("maria")
+    assert call(alpha, "get", "/orders?q=a%00b", token)[0] == 422
+    assert call(alpha, "post", "/contacts", token, {"name": "a\x00b"})[0] == 422
+    assert (
+        call(alpha, "patch", f"/contacts/{world.contacts[0].pk}", token, {"city": "x\x00"})[0]
+        == 422
+    )
+    maria = alpha.client()
+    maria.sign_in("maria", MEMBER_PASSWORD)
+    assert maria.get("/sales/contacts/?q=a%00b").status_code == 200

@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404
 from ninja import Field, NinjaAPI, Query, Router, Schema, Status
 from ninja.pagination import LimitOffsetPagination, paginate
 from ninja.security import HttpBearer, SessionAuth
+from pydantic import field_validator
 
 from oxygis.access.actors import NoActor, ReadOnlyActor, bind_actor_for_request
 from oxygis.accounts.apikeys import authenticate_token
@@ -79,6 +80,18 @@ def _integrity(request, exc):
 
 
 # --- schemas ------------------------------------------------------------------------
+class Input(Schema):
+    """Base of every request body: text may not hold NUL characters (PostgreSQL cannot
+    store them; refused here as a 422 rather than failing in the database)."""
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value):
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("text may not contain NUL characters")
+        return value
+
+
 Money = Decimal
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 
@@ -91,7 +104,7 @@ class Pagination(LimitOffsetPagination):
         offset: int = Field(0, ge=0, le=10_000_000)
 
 
-class ContactIn(Schema):
+class ContactIn(Input):
     kind: Literal["company", "person"] = "company"
     name: str = Field(..., min_length=1, max_length=200)
     email: str = Field("", max_length=254)
@@ -103,7 +116,7 @@ class ContactIn(Schema):
     parent_id: Id | None = None
 
 
-class ContactPatch(Schema):
+class ContactPatch(Input):
     kind: Literal["company", "person"] | None = None
     name: str | None = Field(None, min_length=1, max_length=200)
     email: str | None = Field(None, max_length=254)
@@ -119,7 +132,7 @@ class ContactOut(ContactIn):
     id: int
 
 
-class ProductIn(Schema):
+class ProductIn(Input):
     name: str = Field(..., min_length=1, max_length=200)
     sku: str = Field(..., min_length=1, max_length=64)
     unit_price: Money = Field(..., ge=0, max_digits=12, decimal_places=2)
@@ -127,7 +140,7 @@ class ProductIn(Schema):
     active: bool = True
 
 
-class ProductPatch(Schema):
+class ProductPatch(Input):
     name: str | None = Field(None, min_length=1, max_length=200)
     sku: str | None = Field(None, min_length=1, max_length=64)
     unit_price: Money | None = Field(None, ge=0, max_digits=12, decimal_places=2)
@@ -139,7 +152,7 @@ class ProductOut(ProductIn):
     id: int
 
 
-class LineIn(Schema):
+class LineIn(Input):
     product_id: Id | None = None
     description: str = Field("", max_length=300)
     quantity: Decimal = Field(Decimal("1"), gt=0, max_digits=12, decimal_places=3)
@@ -157,14 +170,14 @@ class LineOut(Schema):
     subtotal: Money
 
 
-class OrderIn(Schema):
+class OrderIn(Input):
     customer_id: Id
     salesperson_id: Id | None = None
     currency: str = Field("EUR", pattern=r"^[A-Za-z]{3}$")
     lines: list[LineIn] = Field(default_factory=list, max_length=500)
 
 
-class OrderPatch(Schema):
+class OrderPatch(Input):
     customer_id: Id | None = None
     currency: str | None = Field(None, pattern=r"^[A-Za-z]{3}$")
 
@@ -218,7 +231,7 @@ contacts = Router(tags=["contacts"])
 
 @contacts.get("", response=list[ContactOut])
 @paginate(Pagination)
-def list_contacts(request, q: str = Query("", max_length=100)):
+def list_contacts(request, q: str = Query("", max_length=100, pattern=r"^[^\x00]*$")):
     queryset = Contact.objects.all()
     return queryset.filter(name__icontains=q) if q else queryset
 
@@ -253,7 +266,9 @@ products = Router(tags=["products"])
 
 @products.get("", response=list[ProductOut])
 @paginate(Pagination)
-def list_products(request, q: str = Query("", max_length=100), active: bool | None = None):
+def list_products(
+    request, q: str = Query("", max_length=100, pattern=r"^[^\x00]*$"), active: bool | None = None
+):
     queryset = Product.objects.all()
     if q:
         queryset = queryset.filter(name__icontains=q)
@@ -286,7 +301,7 @@ def list_orders(
     request,
     state: STATES | None = None,
     customer_id: Id | None = None,
-    q: str = Query("", max_length=100),
+    q: str = Query("", max_length=100, pattern=r"^[^\x00]*$"),
 ):
     queryset = Order.objects.prefetch_related("lines")
     if state:

@@ -29,7 +29,8 @@ def listing(
 ) -> Listing:
     """``sorts`` maps a key of the URL to (ORM ordering field, label): nothing the user
     types reaches order_by() unless it is one of these keys."""
-    query = request.GET.get("q", "").strip()[:100]
+    # NUL cannot reach PostgreSQL in a query; it is never part of a real search.
+    query = request.GET.get("q", "").replace("\x00", "").strip()[:100]
     if query:
         queryset = queryset.filter(reduce(or_, (Q(**{f"{f}__icontains": query}) for f in search)))
     sort = request.GET.get("sort", default)

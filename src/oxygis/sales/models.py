@@ -94,6 +94,21 @@ class Product(AccessControlledModel):
         return None
 
 
+def _wide_right(verb: str) -> str:
+    return "sales.view_all_orders" if verb == "view" else "sales.change_all_orders"
+
+
+def order_rule(actor, verb: str, to_order: str):
+    """S13: the orders ``actor`` may ``verb``, for rows reached by ``to_order`` ("" for
+    orders themselves): a customer's link its one order; a salesperson their own; a role
+    with the wide right (managers, read-only for viewing, admins) all of them."""
+    if isinstance(actor, PortalActor):
+        return Q(**{f"{to_order}pk": actor.order_id})
+    if actor.has_perm(_wide_right(verb)):
+        return None
+    return Q(**{f"{to_order}salesperson": actor.pk})
+
+
 class IllegalTransition(ValidationError):
     pass
 
@@ -150,16 +165,12 @@ class Order(AccessControlledModel):
     # --- record rule (S13): a salesperson sees and edits their own orders -------------
     @classmethod
     def record_rule(cls, actor, verb):
-        if isinstance(actor, PortalActor):
-            return Q(pk=actor.order_id)
-        wide = "sales.view_all_orders" if verb == "view" else "sales.change_all_orders"
-        return None if actor.has_perm(wide) else Q(salesperson=actor.pk)
+        return order_rule(actor, verb, "")
 
     def allows(self, actor, verb):
         if isinstance(actor, PortalActor):
             return self.pk == actor.order_id
-        wide = "sales.view_all_orders" if verb == "view" else "sales.change_all_orders"
-        return actor.has_perm(wide) or self.salesperson_id == actor.pk
+        return actor.has_perm(_wide_right(verb)) or self.salesperson_id == actor.pk
 
     # --- state machine ----------------------------------------------------------------
     def check_transition(self, target: str) -> None:
@@ -211,10 +222,7 @@ class OrderLine(AccessControlledModel):
 
     @classmethod
     def record_rule(cls, actor, verb):
-        if isinstance(actor, PortalActor):
-            return Q(order_id=actor.order_id)
-        wide = "sales.view_all_orders" if verb == "view" else "sales.change_all_orders"
-        return None if actor.has_perm(wide) else Q(order__salesperson=actor.pk)
+        return order_rule(actor, verb, "order__")  # a line goes with its order
 
     def allows(self, actor, verb):
         # The order is read through its (filtered) base manager: invisible -> refused.
