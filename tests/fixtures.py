@@ -8,6 +8,7 @@ Personas (as healthchecks' alice/bob/charlie and Zulip's second realm):
 from __future__ import annotations
 
 import itertools
+import secrets
 from dataclasses import dataclass
 
 import pytest
@@ -86,7 +87,7 @@ _counter = itertools.count()
 
 
 def unique_slug(stem: str = "t") -> str:
-    return f"{stem}{next(_counter)}-{__import__('secrets').token_hex(3)}"
+    return f"{stem}{next(_counter)}-{secrets.token_hex(3)}"
 
 
 def _make(slug: str, name: str) -> TenantPersonas:

@@ -24,7 +24,9 @@ from oxygis.audit.events import ACTIONS, record
 from oxygis.audit.models import AuditEvent
 
 from . import actions, twofactor
+from .apikeys import create_key, revoke_key
 from .forms import (
+    ApiKeyForm,
     CodeForm,
     EmailChangeForm,
     InviteForm,
@@ -34,7 +36,8 @@ from .forms import (
     SignInForm,
     UserEditForm,
 )
-from .models import SecurityPolicy, UserSession
+from .models import ApiKey, SecurityPolicy, UserSession
+from .roles import BUILTIN_ROLES
 from .sessions import describe_browser, end_other_sessions, end_session
 from .sudo import mark_authenticated, sudo_required
 from .tokens import invitation_token_generator
@@ -329,8 +332,6 @@ def roles(request):
 
 @permission_required("accounts.manage_roles", raise_exception=True)
 def role_edit(request, role_id: int | None = None):
-    from .roles import BUILTIN_ROLES
-
     role = get_object_or_404(Group, pk=role_id) if role_id else None
     if role is not None and role.name in BUILTIN_ROLES:
         messages.error(request, "Built-in roles cannot be changed; create a custom role.")
@@ -365,10 +366,6 @@ def audit_log(request):
 @sudo_required
 def api_keys(request):
     """List, create and revoke the user's own API keys (a new token is shown once)."""
-    from .apikeys import create_key
-    from .forms import ApiKeyForm
-    from .models import ApiKey
-
     form = ApiKeyForm(request.POST or None)
     token = None
     if request.method == "POST" and form.is_valid():
@@ -383,9 +380,6 @@ def api_keys(request):
 @require_POST
 @sudo_required
 def api_key_revoke(request, key_id: int):
-    from .apikeys import revoke_key
-    from .models import ApiKey
-
     revoke_key(request, get_object_or_404(ApiKey, pk=key_id, user=request.user))
     messages.success(request, "API key revoked.")
     return redirect("api-keys")

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from oxygis.access.actors import current_actor
 
-from .models import Order, OrderLine, OrderSequence
+from .models import IllegalTransition, Order, OrderLine, OrderSequence
 
 
 @dataclass
@@ -32,10 +32,8 @@ def _db():
 def _next_number() -> str:
     # Locked in the caller's transaction: concurrent orders wait, and a rollback
     # returns the number, so the sequence has no gaps (a legal requirement for invoices).
-    sequence = OrderSequence.objects.select_for_update().filter(pk=1).first()
-    if sequence is None:
-        sequence = OrderSequence.objects.create(pk=1)
-        sequence = OrderSequence.objects.select_for_update().get(pk=1)
+    OrderSequence.objects.get_or_create(pk=1)  # the first order of a tenant makes the row
+    sequence = OrderSequence.objects.select_for_update().get(pk=1)
     number = sequence.next_number
     sequence.next_number = number + 1
     sequence.save(update_fields=["next_number"])
@@ -115,8 +113,6 @@ def mark_sent(order: Order) -> Order:
 
 def confirm_order(order: Order, *, channel: str = "web") -> Order:
     if not order.lines.exists():
-        from .models import IllegalTransition
-
         raise IllegalTransition(f"order {order.number} has no lines to confirm")
     return _transition(
         order, Order.CONFIRMED, confirmed_at=timezone.now(), confirmation_channel=channel
@@ -132,8 +128,6 @@ def reset_to_draft(order: Order) -> Order:
 
 
 def _not_editable(order: Order):
-    from .models import IllegalTransition
-
     return IllegalTransition(
         f"order {order.number} is {order.get_state_display().lower()}: its lines are frozen"
     )
