@@ -34,11 +34,13 @@ format: $(VENV)/.test
 
 test-sqlite: $(VENV)/.test
 	scripts/ensure-chromium
+	scripts/ensure-azurite
 	OXYGIS_TEST_ENGINE=sqlite OXYGIS_TEST_URL_COVERAGE=1 $(BIN)/pytest $(PYTEST_ARGS)
 
 test-postgresql: $(VENV)/.test
 	scripts/ensure-postgres
 	scripts/ensure-chromium
+	scripts/ensure-azurite
 	OXYGIS_TEST_ENGINE=postgresql OXYGIS_TEST_URL_COVERAGE=1 $(BIN)/pytest $(PYTEST_ARGS)
 
 # Every test, on both engines, after the lint.
@@ -53,6 +55,7 @@ lock: $(VENV)/.test
 bench: $(VENV)/.test
 	scripts/ensure-postgres
 	$(BIN)/python bench/provision.py
+	$(BIN)/python bench/backup.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -20,7 +20,7 @@ def free_port() -> int:
 
 
 class Served:
-    def __init__(self, var_dir, port, workers: int = 2):
+    def __init__(self, var_dir, port, workers: int = 2, *, worker: bool = False, env=None):
         self.var_dir, self.port = var_dir, port
         self.log = open(var_dir / "serve.log", "w+")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
@@ -33,10 +33,13 @@ class Served:
                 str(port),
                 "--workers",
                 str(workers),
+                # Most tests share the run's catalog: one backup worker there would back
+                # up every test's tenants behind their backs. Those that test it opt in.
+                *([] if worker else ["--no-worker"]),
             ],
             stdout=self.log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "OXYGIS_VAR_DIR": str(var_dir)},
+            env={**os.environ, "OXYGIS_VAR_DIR": str(var_dir), **(env or {})},
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -44,6 +44,11 @@ def env_secret(name: str) -> str | None:
     return direct or None
 
 
+def env_list(name: str) -> list[str]:
+    """A list separated by commas or white space."""
+    return (env_str(name) or "").replace(",", " ").split()
+
+
 def env_bool(name: str, default: bool) -> bool:
     value = _raw(name)
     if value is None:

@@ -76,6 +76,12 @@ if PRODUCTION:
         _problems.append("OXYGIS_DOMAIN must be set to the domain tenants live under")
     if not DATABASE_URL:
         _problems.append("OXYGIS_DATABASE_URL (or _FILE) must name the PostgreSQL catalog")
+    if len(config.env_list("BACKUP_SITES")) < 3:
+        _problems.append("OXYGIS_BACKUP_SITES must list at least 3 backup sites (C3)")
+    if not config.env_secret("BACKUP_RECIPIENTS"):
+        _problems.append("OXYGIS_BACKUP_RECIPIENTS (or _FILE) must hold the age public key(s)")
+    if not config.env_secret("BACKUP_SIGNING_KEY"):
+        _problems.append("OXYGIS_BACKUP_SIGNING_KEY (or _FILE) must hold the manifest key")
     if _problems:
         raise ImproperlyConfigured("refusing to start in production: " + "; ".join(_problems))
 
@@ -97,6 +103,7 @@ INSTALLED_APPS = [
     "oxygis.access",
     "oxygis.sales",
     "oxygis.portal",
+    "oxygis.backups",
     "oxygis.web",
 ]
 AUTH_USER_MODEL = "accounts.User"
@@ -254,6 +261,23 @@ else:
     EMAIL_BACKEND = "oxygis.web.mail.EmlFileBackend"
     EMAIL_FILE_PATH = VAR_DIR / "mail"
 DEFAULT_FROM_EMAIL = config.env_str("FROM_EMAIL") or f"no-reply@{DOMAIN}"
+
+# --- backups (C1-C4, C8); see backups/keys.py for the embedded key pair -------------
+# Sites: URLs (file://, az://, s3://). Embedded default: three folders under var/backups/.
+BACKUP_SITES = config.env_list("BACKUP_SITES") or [
+    (VAR_DIR / "backups" / f"site-{name}").as_uri() for name in "abc"
+]
+# Public keys (age) the backups are encrypted to; the matching private key is needed
+# only to restore, and in production lives offline (OXYGIS_BACKUP_IDENTITY_FILE).
+BACKUP_RECIPIENTS = (config.env_secret("BACKUP_RECIPIENTS") or "").replace(",", " ").split()
+BACKUP_IDENTITY_FILE = config.env_str("BACKUP_IDENTITY_FILE")
+BACKUP_SIGNING_KEY = config.env_secret("BACKUP_SIGNING_KEY")
+BACKUP_KEYS_DIR = VAR_DIR / "keys"  # embedded mode: the generated keys, apart from backups
+BACKUP_SCRATCH_DIR = VAR_DIR / "scratch"  # SQLite dumps and restores in progress
+BACKUP_MIN_GOOD_SITES = 3
+BACKUP_WINDOW_HOURS = config.env_int("BACKUP_WINDOW_HOURS", 26, minimum=1)
+WORKER_INTERVAL = config.env_int("WORKER_INTERVAL", 30, minimum=1)
+OPS_EMAIL = config.env_str("OPS_EMAIL") or ""
 
 # --- security.txt (S10) -----------------------------------------------------------
 SECURITY_CONTACT = config.env_str("SECURITY_CONTACT") or "mailto:security@oxygis.eu"

@@ -20,6 +20,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("accounts/", include("oxygis.accounts.urls")),
     path("settings/", include(settings_urlpatterns)),
+    path("settings/backups/", include("oxygis.backups.urls")),
     path("", include("oxygis.portal.urls")),  # before sales: more specific order URLs
     path("sales/", include("oxygis.sales.urls")),
     path("api/v1/", include((api_patterns, api_app), namespace=api_namespace)),

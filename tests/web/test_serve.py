@@ -120,6 +120,9 @@ PRODUCTION_OK = {
     "OXYGIS_SECRET_KEY": "x7-" + "k3y-Material-0123456789-abcdefghijklmnopqrstuvwxyz",
     "OXYGIS_DOMAIN": "oxygis.example",
     "OXYGIS_DATABASE_URL": "postgresql://oxygis@db.internal:5432/catalog",
+    "OXYGIS_BACKUP_SITES": "az://backups/a s3://oxygis-backups/b file:///srv/backups/c",
+    "OXYGIS_BACKUP_RECIPIENTS": "age1u5t0lpgk5x3xyx4ne22hea9ky2aqv48zh40c2fzngu9k2hwt4dys60z2ur",
+    "OXYGIS_BACKUP_SIGNING_KEY": "-----BEGIN PRIVATE KEY-----\n(the operator's)\n",
 }
 
 
@@ -130,10 +133,14 @@ PRODUCTION_OK = {
         ({"OXYGIS_DEBUG": "true"}, "OXYGIS_DEBUG must be false"),
         ({"OXYGIS_DOMAIN": None}, "OXYGIS_DOMAIN"),
         ({"OXYGIS_DATABASE_URL": None}, "OXYGIS_DATABASE_URL"),
+        ({"OXYGIS_BACKUP_SITES": "az://backups/a s3://b/b"}, "at least 3 backup sites"),
+        ({"OXYGIS_BACKUP_RECIPIENTS": None}, "OXYGIS_BACKUP_RECIPIENTS"),
+        ({"OXYGIS_BACKUP_SIGNING_KEY": None}, "OXYGIS_BACKUP_SIGNING_KEY"),
     ],
 )
 def test_production_refuses_insecure_settings(override, fragment):
-    """C12: with OXYGIS_ENV=production, missing or unsafe settings stop the start."""
+    """C12, C3: with OXYGIS_ENV=production, missing or unsafe settings (backups without
+    three sites or keys included) stop the start."""
     env = {k: v for k, v in {**PRODUCTION_OK, **override}.items() if v is not None}
     removed = {k for k, v in override.items() if v is None}
     full = {k: v for k, v in os.environ.items() if k not in removed}

@@ -29,6 +29,7 @@ class User(AbstractUser):
             ("manage_users", "Can invite, edit, deactivate and unlock users"),
             ("manage_roles", "Can create and edit roles"),
             ("manage_security_policy", "Can change the security policy"),
+            ("restore_backups", "Can see the backups and restore one side by side"),
         ]
 
     def is_administrator(self) -> bool:

@@ -37,6 +37,9 @@ ACTIONS = {
     "portal.revoked": "Customer link revoked",
     "portal.confirmed": "Order confirmed by the customer",
     "portal.declined": "Order declined by the customer",
+    "backup.restore_requested": "Restore of a backup requested",
+    "backup.restored_side_by_side": "Backup restored side by side",
+    "backup.restored_live": "Backup restored onto the live database",
 }
 
 

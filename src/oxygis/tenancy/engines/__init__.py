@@ -71,6 +71,28 @@ class Engine:
         """A lock serialising template migration and copies (across processes)."""
         raise NotImplementedError
 
+    # --- restores (backups/restore.py) ------------------------------------------------
+    def create_tenant_storage(self, tenant) -> str:
+        """An empty database for the tenant (a restore fills it); return the sealed secret."""
+        raise NotImplementedError
+
+    def entry_named(self, tenant, name: str | None) -> dict:
+        """The tenant's connection entry, for another database of the tenant's (``name``),
+        or, with ``tenant`` None, the server's administrative entry."""
+        raise NotImplementedError
+
+    def create_named_database(self, name: str, owner_tenant=None) -> None:
+        """An empty database beside the tenant's (owned by its role), or a scratch one."""
+        raise NotImplementedError
+
+    def drop_named_database(self, name: str) -> None:
+        raise NotImplementedError
+
+    def swap_databases(self, tenant, replacement: str, previous: str) -> None:
+        """Make ``replacement`` the tenant's database; keep the old one as ``previous``
+        (no connections allowed to it). The tenant must be suspended meanwhile."""
+        raise NotImplementedError
+
     # --- shared ---------------------------------------------------------------------
     def ensure_template(self, *, verbosity: int = 0) -> None:
         """Bring the template database to the current migrations (a no-op when it is)."""

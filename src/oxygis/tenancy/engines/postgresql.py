@@ -133,16 +133,19 @@ class PostgreSQLEngine(Engine):
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s)", [key])
 
+    def _create_role(self, conn, role: str, password: str) -> None:
+        conn.execute(
+            sql.SQL(
+                "CREATE ROLE {} LOGIN PASSWORD {} NOSUPERUSER NOCREATEDB NOCREATEROLE "
+                "NOINHERIT NOREPLICATION NOBYPASSRLS"
+            ).format(sql.Identifier(role), sql.Literal(scram_verifier(password)))
+        )
+
     def create_database(self, tenant) -> str:
         name = sql.Identifier(tenant.db_name)
         password = secrets.token_urlsafe(32)
         with self.admin() as conn:
-            conn.execute(
-                sql.SQL(
-                    "CREATE ROLE {} LOGIN PASSWORD {} NOSUPERUSER NOCREATEDB NOCREATEROLE "
-                    "NOINHERIT NOREPLICATION NOBYPASSRLS"
-                ).format(name, sql.Literal(scram_verifier(password)))
-            )
+            self._create_role(conn, tenant.db_name, password)
             conn.execute(
                 sql.SQL("CREATE DATABASE {} TEMPLATE {} OWNER {}").format(
                     name, sql.Identifier(self.template_name), name
@@ -152,6 +155,9 @@ class PostgreSQLEngine(Engine):
         # The copied tables belong to whoever migrated the template: give them to the
         # tenant role, so that it owns its objects and can migrate them itself.
         with self.admin(tenant.db_name) as conn, conn.transaction():
+            # The role is NOINHERIT, so pg_database_owner's rights on the public schema
+            # do not reach it: it must own the schema to create tables in later migrations.
+            conn.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(name))
             for (relation,) in conn.execute(_OWNED_RELATIONS).fetchall():
                 conn.execute(sql.SQL("ALTER TABLE {} OWNER TO {}").format(sql.SQL(relation), name))
         return seal(password)
@@ -166,6 +172,15 @@ class PostgreSQLEngine(Engine):
         name = sql.Identifier(tenant.db_name)
         with self.admin() as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+            # Databases kept by a live restore (``<db>_p...``) or left by one that failed
+            # (``<db>_r...``) belong to the tenant too.
+            like = tenant.db_name.replace("_", r"\_") + r"\_%"
+            for (other,) in conn.execute(
+                "SELECT datname FROM pg_database WHERE datname LIKE %s", [like]
+            ).fetchall():
+                conn.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(other))
+                )
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(name))
 
     def database_exists(self, tenant) -> bool:
@@ -174,3 +189,52 @@ class PostgreSQLEngine(Engine):
                 "SELECT 1 FROM pg_database WHERE datname = %s", [tenant.db_name]
             ).fetchone()
         return row is not None
+
+    # --- restores ---------------------------------------------------------------------
+    def create_tenant_storage(self, tenant) -> str:
+        password = secrets.token_urlsafe(32)
+        with self.admin() as conn:
+            self._create_role(conn, tenant.db_name, password)
+        self.create_named_database(tenant.db_name, tenant)
+        return seal(password)
+
+    def entry_named(self, tenant, name: str | None) -> dict:
+        if tenant is None:
+            return self._entry(name, self.server.admin_user, self._admin_password())
+        return self._entry(
+            name or tenant.db_name, tenant.db_name, unseal(tenant.db_password_sealed)
+        )
+
+    def create_named_database(self, name: str, owner_tenant=None) -> None:
+        owner = sql.Identifier(owner_tenant.db_name if owner_tenant else self.server.admin_user)
+        with self.admin() as conn:
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} OWNER {} TEMPLATE template0").format(
+                    sql.Identifier(name), owner
+                )
+            )
+            conn.execute(
+                sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(name))
+            )
+        if owner_tenant is not None:
+            with self.admin(name) as conn:
+                conn.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(owner))
+
+    def drop_named_database(self, name: str) -> None:
+        with self.admin() as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+    def swap_databases(self, tenant, replacement: str, previous: str) -> None:
+        live, new, old = (sql.Identifier(n) for n in (tenant.db_name, replacement, previous))
+        with self.admin() as conn:
+            # No new sessions, end the open ones, then rename: nothing writes to the old
+            # database after the swap, and it stays closed (kept only for a rollback).
+            conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(live))
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                [tenant.db_name],
+            )
+            conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(live, old))
+            conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(new, live))

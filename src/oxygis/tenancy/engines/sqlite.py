@@ -77,6 +77,39 @@ class SQLiteEngine(Engine):
         base = self._path(tenant.db_name)
         for path in (base, Path(f"{base}-wal"), Path(f"{base}-shm"), base.with_suffix(".partial")):
             path.unlink(missing_ok=True)
+        # Files kept by a live restore (``<db>_p...``) or left by one that failed.
+        for path in self.folder.glob(f"{tenant.db_name}_*.sqlite3*"):
+            path.unlink(missing_ok=True)
 
     def database_exists(self, tenant) -> bool:
         return self._path(tenant.db_name).exists()
+
+    # --- restores ---------------------------------------------------------------------
+    def create_tenant_storage(self, tenant) -> str:
+        return ""  # the restore writes the file
+
+    def entry_named(self, tenant, name: str | None) -> dict:
+        if tenant is not None and name is None:
+            return self.tenant_entry(tenant)
+        return self._entry(self._path(name))
+
+    def create_named_database(self, name: str, owner_tenant=None) -> None:
+        pass  # the restore writes the file
+
+    def drop_named_database(self, name: str) -> None:
+        base = self._path(name)
+        for path in (base, Path(f"{base}-wal"), Path(f"{base}-shm"), Path(f"{base}.partial")):
+            path.unlink(missing_ok=True)
+
+    def swap_databases(self, tenant, replacement: str, previous: str) -> None:
+        live = self._path(tenant.db_name)
+        # Fold the write-ahead log into the file first, so that the kept copy is whole.
+        conn = sqlite3.connect(live)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
+        os.replace(live, self._path(previous))
+        for extra in ("-wal", "-shm"):
+            Path(f"{live}{extra}").unlink(missing_ok=True)
+        os.replace(self._path(replacement), live)

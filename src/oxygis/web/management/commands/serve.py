@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from oxygis.backups.keys import ensure_embedded_keys
 from oxygis.tenancy.context import CATALOG, using_database
 from oxygis.tenancy.demo import ensure_demo_tenant
 from oxygis.tenancy.hosts import classify_host, tenant_host
@@ -31,8 +34,13 @@ class Command(BaseCommand):
             help="gunicorn worker processes (default 2, or OXYGIS_WORKERS)",
         )
         parser.add_argument("--no-demo", action="store_true", help="do not create the demo tenant")
+        parser.add_argument(
+            "--no-worker",
+            action="store_true",
+            help="do not run the backup worker here (run `oxygis worker` elsewhere)",
+        )
 
-    def handle(self, *args, port, bind, workers, no_demo, **options):
+    def handle(self, *args, port, bind, workers, no_demo, no_worker, **options):
         if not 1 <= port <= 65535:
             raise CommandError(f"invalid port {port}", returncode=2)
         if workers < 1:
@@ -42,6 +50,8 @@ class Command(BaseCommand):
         with using_database(CATALOG):
             call_command("migrate", database=CATALOG, interactive=False, verbosity=0)
         made = None if no_demo else ensure_demo_tenant()
+        if not settings.PRODUCTION:
+            ensure_embedded_keys()
 
         suffix = "" if port == 443 else f":{port}"
         out = self.stdout.write
@@ -55,6 +65,13 @@ class Command(BaseCommand):
             out("                     (trust it in your browser, or: curl --cacert <it> ...)")
             if settings.EMAIL_BACKEND == "oxygis.web.mail.EmlFileBackend":
                 out(f"  e-mail:            written as .eml files to {settings.EMAIL_FILE_PATH}")
+            out(f"  backups:           {len(settings.BACKUP_SITES)} sites, daily, by the worker")
+            for site in settings.BACKUP_SITES:
+                out(f"                     {site}")
+            identity = Path(settings.BACKUP_KEYS_DIR) / "backup-identity.txt"
+            if identity.exists():
+                out(f"  backup private key: {identity}")
+                out("                     (in production it must live offline, not here)")
         if made is not None:
             out(
                 self.style.WARNING("  demo administrator (shown this once, stored only as a hash):")
@@ -65,13 +82,27 @@ class Command(BaseCommand):
         out("")
         self.stdout.flush()
         binds = [f"[{bind}]:{port}" if ":" in bind else f"{bind}:{port}"]
-        server.run(
-            binds=binds,
-            workers=workers,
-            certfile=certfile,
-            keyfile=keyfile,
-            host_certificates=host_certificates,
-        )
+        # The backup worker runs beside the web server, as its own process.
+        worker = None
+        if not no_worker:
+            worker = subprocess.Popen([sys.executable, "-m", "oxygis.cli", "worker"])
+        arbiter = os.getpid()
+        try:
+            server.run(
+                binds=binds,
+                workers=workers,
+                certfile=certfile,
+                keyfile=keyfile,
+                host_certificates=host_certificates,
+            )
+        finally:
+            # gunicorn's forked workers unwind through here too: only the arbiter stops it.
+            if worker is not None and os.getpid() == arbiter:
+                worker.terminate()
+                try:
+                    worker.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
 
     def _tls(self):
         """(certificate, key, per-host certificates) for gunicorn."""

@@ -1,0 +1,66 @@
+"""Alerts (C8): to the log, to OXYGIS_OPS_EMAIL, and as rows the console lists.
+
+An alert is raised once per condition (its key) and stays open, without repeating the
+e-mail, until the condition clears.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from oxygis.tenancy.context import CATALOG
+
+from .models import Alert
+
+log = logging.getLogger("oxygis.backups.alerts")
+
+
+def raise_alert(key: str, message: str) -> Alert:
+    now = timezone.now()
+    existing = Alert.objects.filter(key=key, resolved_at__isnull=True).first()
+    if existing is not None:
+        Alert.objects.filter(pk=existing.pk).update(last_seen_at=now, message=message)
+        return existing
+    try:
+        with transaction.atomic(using=CATALOG):
+            alert = Alert.objects.create(key=key, message=message, raised_at=now, last_seen_at=now)
+    except IntegrityError:  # raised by another worker at the same moment
+        return Alert.objects.get(key=key, resolved_at__isnull=True)
+    log.error("ALERT %s: %s", key, message)
+    if settings.OPS_EMAIL:
+        try:
+            send_mail(
+                f"[Oxygis alert] {message[:150]}",
+                f"{message}\n\nAlert key: {key}\nRaised at: {now:%Y-%m-%d %H:%M:%S} UTC\n",
+                settings.DEFAULT_FROM_EMAIL,
+                [settings.OPS_EMAIL],
+            )
+        except Exception as exc:  # the alert is recorded and logged even if mail is down
+            log.error("could not e-mail alert %s to %s: %s", key, settings.OPS_EMAIL, exc)
+    return alert
+
+
+def resolve_alert(key: str) -> None:
+    resolved = Alert.objects.filter(key=key, resolved_at__isnull=True).update(
+        resolved_at=timezone.now()
+    )
+    if resolved:
+        log.info("alert resolved: %s", key)
+
+
+def resolve_alerts_starting(prefix: str, keep: set[str]) -> None:
+    """Resolve the open alerts under ``prefix`` whose key is not in ``keep``."""
+    for key in Alert.objects.filter(key__startswith=prefix, resolved_at__isnull=True).values_list(
+        "key", flat=True
+    ):
+        if key not in keep:
+            resolve_alert(key)
+
+
+def open_alerts():
+    return Alert.objects.filter(resolved_at__isnull=True)

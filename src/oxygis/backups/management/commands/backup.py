@@ -1,0 +1,206 @@
+"""``oxygis backup run|list|verify|restore|status``: thin over backups.service/restore."""
+
+from __future__ import annotations
+
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from oxygis.tenancy.engines import EngineError
+from oxygis.tenancy.hosts import tenant_host
+from oxygis.tenancy.provisioning import TenantError, get_tenant
+
+from ... import monitor, restore, service
+from ...alerts import open_alerts
+from ...errors import BackupError
+from ...models import Backup, BackupCopy, Restore
+
+
+def _table(write, rows) -> None:
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        write("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+class Command(BaseCommand):
+    help = "Back up, list, verify and restore databases; show backup health."
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+        run = sub.add_parser("run", help="back up now (to every configured site)")
+        which = run.add_mutually_exclusive_group(required=True)
+        which.add_argument("--tenant", metavar="SLUG")
+        which.add_argument("--all", action="store_true", help="the catalog and every tenant")
+        which.add_argument("--catalog", action="store_true", help="the platform catalog")
+        for name, text in (("list", "list backups"), ("verify", "re-read and check every copy")):
+            cmd = sub.add_parser(name, help=text)
+            which = cmd.add_mutually_exclusive_group(required=True)
+            which.add_argument("--tenant", metavar="SLUG")
+            which.add_argument("--catalog", action="store_true")
+            if name == "verify":
+                cmd.add_argument("--backup", metavar="ID", help="one backup (default: all kept)")
+        rst = sub.add_parser("restore", help="restore a tenant's backup")
+        rst.add_argument("--tenant", metavar="SLUG", required=True)
+        rst.add_argument("--backup", metavar="ID", help="default: the newest good backup")
+        mode = rst.add_mutually_exclusive_group(required=True)
+        mode.add_argument("--side-by-side", action="store_true", help="into a new tenant")
+        mode.add_argument("--live", action="store_true", help="replace the live database")
+        rst.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+        sub.add_parser("status", help="backup health of every database, and open alerts")
+
+    def handle(self, *args, action, **options):
+        self._tty = sys.stderr.isatty()
+        try:
+            return getattr(self, f"do_{action}")(**options)
+        except (BackupError, TenantError, EngineError) as exc:
+            raise CommandError(str(exc), returncode=2) from None
+        finally:
+            if self._tty:
+                self.stderr.write("")
+
+    def progress(self, text: str) -> None:
+        if self._tty:  # one updating line on a terminal; nothing in logs
+            self.stderr.write(f"\r\033[K{text}", ending="")
+            self.stderr.flush()
+
+    def _target(self, tenant=None, catalog=False):
+        if catalog:
+            return service.catalog_target()
+        return service.tenant_target(get_tenant(tenant))
+
+    # --- run -----------------------------------------------------------------------
+    def do_run(self, tenant, all, catalog, **_):
+        targets = service.all_targets() if all else [self._target(tenant, catalog)]
+        failed = []
+        for target in targets:
+            try:
+                backup = service.run_backup(target, progress=self.progress)
+            except BackupError as exc:
+                failed.append(target.label)
+                self.progress("")
+                self.stderr.write(f"{target.label}: FAILED: {exc}")
+                continue
+            self.progress("")
+            verified = backup.copies.filter(state=BackupCopy.VERIFIED).count()
+            line = (
+                f"{target.label}: backup {backup.short_id} {backup.state.upper()}, "
+                f"{backup.dump_bytes / 1e6:.1f} MB dumped, {backup.stored_bytes / 1e6:.1f} MB "
+                f"stored, verified on {verified} of {backup.copies.count()} sites"
+            )
+            self.stdout.write(self.style.SUCCESS(line) if backup.state == Backup.GOOD else line)
+            for copy in backup.copies.exclude(state=BackupCopy.VERIFIED):
+                self.stderr.write(f"  {copy.site}: {copy.get_state_display()}: {copy.error}")
+            if backup.state != Backup.GOOD:
+                failed.append(target.label)
+        if failed:
+            raise BackupError(f"not good: {', '.join(failed)}")
+
+    # --- list ----------------------------------------------------------------------
+    def do_list(self, tenant, catalog, **_):
+        target = self._target(tenant, catalog)
+        backups = Backup.objects.filter(target=target.key).prefetch_related("copies")
+        rows = [("ID", "TAKEN (UTC)", "STATE", "SIZE", "SITES")]
+        for b in backups:
+            sites = ", ".join(
+                f"{c.site}{'' if c.state == BackupCopy.VERIFIED else ' (' + c.state + ')'}"
+                for c in b.copies.all()
+            )
+            rows.append(
+                (
+                    b.short_id,
+                    f"{b.started_at:%Y-%m-%d %H:%M:%S}",
+                    b.state,
+                    f"{b.stored_bytes / 1e6:.1f} MB",
+                    sites or "-",
+                )
+            )
+        _table(self.stdout.write, rows)
+        if len(rows) == 1:
+            self.stdout.write(f"(no backups of {target.what})")
+
+    # --- verify --------------------------------------------------------------------
+    def do_verify(self, tenant, catalog, backup, **_):
+        target = self._target(tenant, catalog)
+        if backup:
+            backups = [service.find_backup(target.key, backup)]
+        else:
+            backups = list(Backup.objects.filter(target=target.key).restorable())
+        if not backups:
+            raise BackupError(f"there is no backup of {target.what} to verify")
+        problems = 0
+        for item in backups:
+            bad = service.verify_backup(item, progress=self.progress)
+            self.progress("")
+            item.refresh_from_db()
+            status = "ok" if not bad else f"{len(bad)} bad cop{'y' if len(bad) == 1 else 'ies'}"
+            self.stdout.write(
+                f"{item.short_id} {item.started_at:%Y-%m-%d %H:%M} {item.state}: {status}"
+            )
+            for copy in bad:
+                self.stdout.write(f"  {copy.site}: {copy.get_state_display()}: {copy.error}")
+            problems += len(bad)
+        if problems:
+            raise BackupError(
+                f"{problems} cop{'y' if problems == 1 else 'ies'} failed verification"
+            )
+
+    # --- restore -------------------------------------------------------------------
+    def do_restore(self, tenant, backup, side_by_side, live, yes, **_):
+        source = get_tenant(tenant)
+        chosen = service.find_backup(source.id.hex, backup)
+        mode = Restore.LIVE if live else Restore.SIDE_BY_SIDE
+        if live and not yes:
+            if not sys.stdin.isatty():
+                raise BackupError("refusing to replace live data without confirmation: add --yes")
+            answer = input(
+                f"Replace the live database of {source.slug} with backup {chosen.short_id} of "
+                f"{chosen.started_at:%Y-%m-%d %H:%M} UTC? (the current one is kept) "
+                "Type the slug to confirm: "
+            )
+            if answer.strip() != source.slug:
+                raise BackupError("not confirmed; nothing restored")
+        run = restore.request_restore(chosen, mode, "operator (CLI)")
+        started = timezone.now()
+        restore.perform(run, progress=self.progress)
+        self.progress("")
+        seconds = (timezone.now() - started).total_seconds()
+        if mode == Restore.SIDE_BY_SIDE:
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Backup {chosen.short_id} restored side by side as tenant {run.new_slug} "
+                    f"in {seconds:.1f} s: https://{tenant_host(run.new_slug)}/"
+                )
+            )
+        else:
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Live database of {source.slug} replaced by backup {chosen.short_id} "
+                    f"in {seconds:.1f} s; the previous database is kept as {run.previous_database}"
+                )
+            )
+
+    # --- status --------------------------------------------------------------------
+    def do_status(self, **_):
+        statuses = monitor.check_windows()
+        rows = [("DATABASE", "LAST GOOD (UTC)", "AGE", "NEWEST", "STATUS")]
+        for s in statuses:
+            age = s.age
+            rows.append(
+                (
+                    s.target.label,
+                    f"{s.last_good.started_at:%Y-%m-%d %H:%M}" if s.last_good else "never",
+                    f"{age.total_seconds() / 3600:.1f} h" if age is not None else "-",
+                    s.newest.state if s.newest else "-",
+                    "OVERDUE" if s.overdue else "ok",
+                )
+            )
+        _table(self.stdout.write, rows)
+        alerts = list(open_alerts())
+        self.stdout.write("")
+        if not alerts:
+            self.stdout.write("No open alerts.")
+        for alert in alerts:
+            self.stdout.write(f"ALERT since {alert.raised_at:%Y-%m-%d %H:%M} UTC: {alert.message}")
+        if alerts or any(s.overdue for s in statuses):
+            raise CommandError(f"{len(alerts)} open alert(s)", returncode=1)

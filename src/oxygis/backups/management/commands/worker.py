@@ -1,0 +1,39 @@
+"""``oxygis worker``: scheduled backups, re-sync, retention, restores and monitoring."""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from ...worker import Worker
+
+
+def _stop(signum, frame):
+    raise SystemExit(0)  # unwinds: a backup in progress cleans up and is marked failed
+
+
+class Command(BaseCommand):
+    help = "Run the backup worker (oxygis serve runs one in the embedded mode)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--once", action="store_true", help="one pass, then exit")
+        parser.add_argument(
+            "--interval",
+            type=int,
+            default=settings.WORKER_INTERVAL,
+            help="seconds between passes (default OXYGIS_WORKER_INTERVAL or 30)",
+        )
+
+    def handle(self, *args, once, interval, **options):
+        signal.signal(signal.SIGTERM, _stop)
+        worker = Worker()
+        try:
+            if once:
+                worker.tick()
+            else:
+                worker.run_forever(max(1, interval))
+        except KeyboardInterrupt:
+            sys.exit(0)

@@ -1,0 +1,368 @@
+"""Restores (C4): side by side into a new tenant, onto live (beside, verify, swap, keep
+the previous database), and scratch restores that test backups (C8).
+
+Live data is never touched before its replacement is restored and verified: migration
+state and rows per table equal to the signed manifest's, integrity checked. Each copy is
+tried in turn: a site whose copy is missing, altered or unreadable is skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import date
+
+import pyrage
+import zstandard
+from django.conf import settings
+from django.core.management import call_command
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from oxygis.audit.events import record
+from oxygis.tenancy.context import CATALOG, using_database
+from oxygis.tenancy.databases import default_server, forget_tenant_database, tenant_context
+from oxygis.tenancy.engines import engine_for, forget_alias, register_alias
+from oxygis.tenancy.models import Tenant
+from oxygis.tenancy.provisioning import TenantError, validate_slug
+
+from . import alerts
+from .dumps import DatabaseRef, inspect, restore_sink
+from .errors import BackupError
+from .keys import configured_keys, fingerprint
+from .leases import LeaseGuard
+from .manifest import ManifestError, open_manifest
+from .models import Backup, BackupCopy, Restore
+from .service import DUMP_OBJECT, MANIFEST_OBJECT
+from .sites import SiteError, configured_sites, one_line
+from .streams import HashingReader
+
+log = logging.getLogger("oxygis.backups")
+
+
+class WrongKey(BackupError):
+    pass
+
+
+def _ordered_sites(backup: Backup, sites):
+    """Sites whose copy was last verified first; the others after, as a last resort."""
+    verified = set(backup.copies.filter(state=BackupCopy.VERIFIED).values_list("site", flat=True))
+    return sorted(sites, key=lambda s: s.name not in verified)
+
+
+def restore_stream(
+    backup: Backup, ref: DatabaseRef, prepare, discard, *, sites=None, keys=None, progress=None
+):
+    """Restore ``backup`` into ``ref``, trying each site; returns (site name, manifest).
+
+    ``prepare()`` makes the empty target, ``discard()`` removes a failed attempt.
+    """
+    sites = configured_sites() if sites is None else sites
+    keys = keys or configured_keys()
+    identities = keys.age_identities()
+    problems = []
+    for site in _ordered_sites(backup, sites):
+        try:
+            sealed = site.get(f"{backup.prefix}/{MANIFEST_OBJECT}")
+            manifest = open_manifest(
+                sealed, keys, expect_id=backup.id.hex, expect_sha256=backup.sha256
+            )
+            raw = site.reader(f"{backup.prefix}/{DUMP_OBJECT}")
+        except (SiteError, ManifestError) as exc:
+            problems.append(f"{site.name}: {exc}")
+            _mark(backup, site.name, exc)
+            continue
+        if progress:
+            progress(f"restoring {backup.short_id} from {site.name}")
+        reader = HashingReader(
+            raw, (lambda n: progress(f"{n / 1e6:.1f} MB read")) if progress else None
+        )
+        prepare()
+        try:
+            with restore_sink(ref) as sink:
+                decompressor = zstandard.ZstdDecompressor().stream_writer(
+                    sink, write_size=1 << 20, closefd=False
+                )
+                pyrage.decrypt_io(reader, decompressor, identities)
+                decompressor.flush()
+                if reader.sha256.hexdigest() != backup.sha256:
+                    raise ManifestError("the data read back does not match its SHA-256")
+        except pyrage.DecryptError as exc:
+            discard()
+            if "No matching keys" in str(exc):
+                mine = ", ".join(fingerprint(str(i.to_public())) for i in identities)
+                raise WrongKey(
+                    f"backup {backup.short_id} cannot be decrypted with the private key in "
+                    f"{keys.identity_path} (key {mine}); it was encrypted to "
+                    f"{', '.join(manifest.get('recipients', [])) or 'another key'}"
+                ) from None
+            problems.append(f"{site.name}: cannot decrypt: {one_line(exc)}")
+            _mark(backup, site.name, ManifestError(f"cannot decrypt: {one_line(exc)}"))
+            continue
+        except (SiteError, ManifestError, zstandard.ZstdError, OSError) as exc:
+            # OSError: age refused a chunk whose tag does not match (altered data).
+            discard()
+            problems.append(f"{site.name}: {one_line(exc)}")
+            _mark(backup, site.name, exc)
+            continue
+        except BaseException:
+            discard()
+            raise
+        return site.name, manifest
+    raise BackupError(
+        f"no site holds a usable copy of backup {backup.short_id}: " + "; ".join(problems)
+    )
+
+
+def _mark(backup: Backup, site_name: str, exc: BaseException) -> None:
+    state = BackupCopy.MISSING if "is missing" in str(exc) else BackupCopy.MISMATCH
+    BackupCopy.objects.filter(backup=backup, site=site_name).update(
+        state=state, error=one_line(exc)[:1000], verified_at=timezone.now()
+    )
+    alerts.raise_alert(
+        f"copy-bad:{backup.id.hex}:{site_name}",
+        f"backup {backup.short_id} of {backup.label} on {site_name}: {one_line(exc)}",
+    )
+
+
+def check_restored(ref: DatabaseRef, manifest: dict) -> None:
+    """The restored database must hold what the manifest says: same migrations, same
+    rows per table, and pass the engine's integrity check."""
+    found = inspect(ref)
+    if found.migrations != manifest["migrations"]:
+        raise BackupError("the restored database's migration state differs from the manifest")
+    if found.row_counts != manifest["row_counts"]:
+        differing = sorted(
+            t
+            for t in set(found.row_counts) | set(manifest["row_counts"])
+            if found.row_counts.get(t) != manifest["row_counts"].get(t)
+        )
+        raise BackupError(
+            f"restored row counts differ from the manifest in: {', '.join(differing[:5])}"
+        )
+
+
+def _migrate(entry: dict) -> None:
+    """Bring a restored database of an older schema to the current migrations."""
+    alias = f"restore_{secrets.token_hex(6)}"
+    register_alias(alias, entry)
+    try:
+        with using_database(alias):
+            call_command("migrate", database=alias, interactive=False, verbosity=0)
+    finally:
+        forget_alias(alias)
+
+
+def _start(restore: Restore) -> None:
+    restore.state, restore.started_at = Restore.RUNNING, timezone.now()
+    restore.save(update_fields=["state", "started_at"])
+
+
+def _finish(restore: Restore, state: str, detail: str) -> Restore:
+    restore.state, restore.finished_at, restore.detail = state, timezone.now(), detail[:2000]
+    restore.save(
+        update_fields=["state", "finished_at", "detail", "site", "new_slug", "previous_database"]
+    )
+    return restore
+
+
+def request_restore(backup: Backup, mode: str, requested_by: str) -> Restore:
+    if backup.state not in (Backup.GOOD, Backup.DEGRADED):
+        raise BackupError(f"backup {backup.short_id} is {backup.state}: it cannot be restored")
+    return Restore.objects.create(backup=backup, mode=mode, requested_by=requested_by)
+
+
+def perform(restore: Restore, *, sites=None, keys=None, progress=None) -> Restore:
+    """Run a requested restore to its end; the Restore row says how it went."""
+    runner = {
+        Restore.SIDE_BY_SIDE: _side_by_side,
+        Restore.LIVE: _live,
+        Restore.TEST: _test,
+    }[restore.mode]
+    _start(restore)
+    try:
+        detail = runner(restore, sites=sites, keys=keys, progress=progress)
+    except Exception as exc:
+        _finish(restore, Restore.FAILED, one_line(exc))
+        if restore.backup is not None:
+            alerts.raise_alert(
+                f"restore-failed:{restore.backup.target}",
+                f"{restore.get_mode_display().lower()} of backup {restore.backup.short_id} "
+                f"({restore.backup.label}) failed: {one_line(exc)}",
+            )
+        raise
+    if restore.mode == Restore.TEST:
+        alerts.resolve_alert(f"restore-failed:{restore.backup.target}")
+    return _finish(restore, Restore.DONE, detail)
+
+
+# --- side by side ------------------------------------------------------------------------
+def side_by_side_slug(slug: str, day: date) -> str:
+    suffix = f"-restored-{day:%Y%m%d}"
+    base = slug[: 40 - len(suffix) - 3].rstrip("-")
+    candidate = f"{base}{suffix}"
+    n = 2
+    while Tenant.objects.filter(slug=candidate).exists():
+        candidate = f"{base}{suffix}-{n}"
+        n += 1
+    return validate_slug(candidate)
+
+
+def _side_by_side(restore: Restore, *, sites, keys, progress) -> str:
+    backup = restore.backup
+    source = backup.tenant
+    if source is None:
+        raise BackupError("only a tenant's backup can be restored side by side")
+    server = (
+        source.database_server if source.database_server.accepts_new_tenants else default_server()
+    )
+    engine = engine_for(server)
+    tenant = Tenant(
+        name=f"{source.name} (restored {backup.started_at:%Y-%m-%d})",
+        plan=source.plan,
+        database_server=server,
+    )
+    tenant.db_name = f"{settings.DB_PREFIX}t_{tenant.id.hex}"
+    for _ in range(5):
+        tenant.slug = side_by_side_slug(source.slug, backup.started_at.date())
+        try:
+            with transaction.atomic(using=CATALOG):
+                tenant.save(force_insert=True)
+            break
+        except IntegrityError:
+            continue
+    else:
+        raise TenantError("could not choose a free name for the restored tenant")
+    restore.new_slug = tenant.slug
+    restore.save(update_fields=["new_slug"])
+    try:
+        tenant.db_password_sealed = engine.create_tenant_storage(tenant)
+        tenant.save(update_fields=["db_password_sealed", "updated_at"])
+        entry = engine.tenant_entry(tenant)
+        ref = DatabaseRef.from_entry(entry)
+
+        def prepare():
+            if not engine.database_exists(tenant) and ref.engine == "postgresql":
+                engine.create_named_database(tenant.db_name, tenant)
+
+        def discard():
+            forget_tenant_database(tenant)
+            engine.drop_named_database(tenant.db_name)
+
+        site, manifest = restore_stream(
+            backup, ref, prepare, discard, sites=sites, keys=keys, progress=progress
+        )
+        restore.site = site
+        check_restored(ref, manifest)
+        _migrate(entry)
+        tenant.state = Tenant.ACTIVE
+        tenant.save(update_fields=["state", "updated_at"])
+    except BaseException:
+        forget_tenant_database(tenant)
+        engine.drop_database(tenant)
+        Tenant.objects.filter(pk=tenant.pk).delete()
+        raise
+    details = {
+        "backup": backup.short_id,
+        "taken": backup.started_at.isoformat(),
+        "new_tenant": tenant.slug,
+    }
+    with tenant_context(tenant):
+        record(
+            "backup.restored_side_by_side", target=tenant.slug, by=restore.requested_by, **details
+        )
+    if source.state == Tenant.ACTIVE:
+        with tenant_context(source):
+            record(
+                "backup.restored_side_by_side",
+                target=tenant.slug,
+                by=restore.requested_by,
+                **details,
+            )
+        forget_tenant_database(source)
+    forget_tenant_database(tenant)
+    return f"restored as tenant {tenant.slug} from {site}"
+
+
+# --- onto live ---------------------------------------------------------------------------
+def _live(restore: Restore, *, sites, keys, progress) -> str:
+    backup = restore.backup
+    tenant = backup.tenant
+    if tenant is None:
+        raise BackupError("this backup's tenant no longer exists: restore it side by side")
+    tenant = Tenant.objects.select_related("database_server", "plan").get(pk=tenant.pk)
+    engine = engine_for(tenant.database_server)
+    stamp = secrets.token_hex(4)
+    replacement, previous = f"{tenant.db_name}_r{stamp}", f"{tenant.db_name}_p{stamp}"
+    entry = engine.entry_named(tenant, replacement)
+    ref = DatabaseRef.from_entry(entry)
+    with LeaseGuard(tenant.id.hex, f"a backup or restore of tenant {tenant.slug}"):
+
+        def prepare():
+            engine.drop_named_database(replacement)
+            engine.create_named_database(replacement, tenant)
+
+        def discard():
+            engine.drop_named_database(replacement)
+
+        site, manifest = restore_stream(
+            backup, ref, prepare, discard, sites=sites, keys=keys, progress=progress
+        )
+        restore.site = site
+        try:
+            check_restored(ref, manifest)
+            _migrate(entry)
+        except BaseException:
+            discard()
+            raise
+        # The swap: the tenant answers 503 for the moment it takes.
+        state_before = tenant.state
+        Tenant.objects.filter(pk=tenant.pk).update(state=Tenant.SUSPENDED)
+        try:
+            forget_tenant_database(tenant)
+            engine.swap_databases(tenant, replacement, previous)
+        finally:
+            Tenant.objects.filter(pk=tenant.pk).update(state=state_before)
+    restore.previous_database = previous
+    with tenant_context(tenant):
+        record(
+            "backup.restored_live",
+            target=tenant.slug,
+            by=restore.requested_by,
+            backup=backup.short_id,
+            taken=backup.started_at.isoformat(),
+            previous_database=previous,
+        )
+    forget_tenant_database(tenant)
+    return f"live database replaced from {site}; the previous one is kept as {previous}"
+
+
+# --- restore test (C8) -------------------------------------------------------------------
+def _test(restore: Restore, *, sites, keys, progress) -> str:
+    backup = restore.backup
+    tenant = backup.tenant
+    if backup.engine == "postgresql":
+        server = tenant.database_server if tenant is not None else default_server()
+    else:
+        server = default_server()
+    engine = engine_for(server)
+    name = f"{settings.DB_PREFIX}scratch_{secrets.token_hex(4)}"
+    if backup.engine == "postgresql" and server.engine != "postgresql":
+        raise BackupError("a PostgreSQL backup needs a PostgreSQL server to be tested")
+    entry = engine.entry_named(None, name)
+    ref = DatabaseRef.from_entry(entry)
+    try:
+        site, manifest = restore_stream(
+            backup,
+            ref,
+            lambda: engine.create_named_database(name),
+            lambda: engine.drop_named_database(name),
+            sites=sites,
+            keys=keys,
+            progress=progress,
+        )
+        restore.site = site
+        check_restored(ref, manifest)
+    finally:
+        engine.drop_named_database(name)
+    return f"restored from {site} into a scratch database and verified"

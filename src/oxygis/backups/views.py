@@ -1,0 +1,69 @@
+"""The tenant admin's backups page: their backups, and a side-by-side restore (C4).
+
+Backups are catalog rows; every lookup here is narrowed to the request's tenant, so an
+id of another tenant's backup is simply not found (404).
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import permission_required
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from oxygis.accounts.sudo import sudo_required
+from oxygis.audit.events import record
+from oxygis.tenancy.hosts import tenant_host
+
+from .errors import BackupError
+from .models import Backup, BackupCopy, Restore
+from .restore import request_restore
+
+
+@permission_required("accounts.restore_backups", raise_exception=True)
+def backups(request):
+    target = request.tenant.id.hex
+    rows = Backup.objects.filter(target=target).prefetch_related("copies")
+    restores = Restore.objects.filter(backup__target=target).select_related("backup")[:10]
+    return render(
+        request,
+        "backups/backups.html",
+        {
+            "backups": rows,
+            "restores": restores,
+            "verified": BackupCopy.VERIFIED,
+            "restorable": (Backup.GOOD, Backup.DEGRADED),
+            "host_of": {r.new_slug: tenant_host(r.new_slug) for r in restores if r.new_slug},
+        },
+    )
+
+
+@require_POST
+@permission_required("accounts.restore_backups", raise_exception=True)
+@sudo_required
+def restore_side_by_side(request, backup_id):
+    backup = Backup.objects.filter(pk=backup_id, target=request.tenant.id.hex).first()
+    if backup is None:
+        raise Http404("no such backup")
+    try:
+        run = request_restore(
+            backup, Restore.SIDE_BY_SIDE, f"{request.user.get_username()} at {request.tenant.slug}"
+        )
+    except BackupError as exc:
+        messages.error(request, str(exc))
+        return redirect("backups")
+    record(
+        "backup.restore_requested",
+        request=request,
+        target=backup.short_id,
+        taken=backup.started_at.isoformat(),
+        mode="side by side",
+        restore=run.id.hex,
+    )
+    messages.success(
+        request,
+        f"Restore of the backup of {backup.started_at:%Y-%m-%d %H:%M} UTC started. It appears "
+        "below as a new workspace when done; your current data is not touched.",
+    )
+    return redirect("backups")

@@ -1,0 +1,64 @@
+"""``oxygis serve`` runs the backup worker: within its first minutes, the catalog and the
+demo tenant have good backups on three sites (C1, C3)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+from tests.conftest import ENGINE, PG_ADMIN_URL, PREFIX, _pg_admin
+from tests.served import Served, free_port
+
+
+def test_serve_leaves_good_backups_of_catalog_and_demo(tmp_path):
+    """C1, C3: a fresh `oxygis serve` backs up the catalog and the demo tenant, verified
+    on its three embedded sites, without anyone asking."""
+    env = {"OXYGIS_WORKER_INTERVAL": "2"}
+    if ENGINE == "postgresql":
+        # Its own catalog and names: this server's worker must not see the run's tenants.
+        with _pg_admin() as conn:
+            conn.execute(f'CREATE DATABASE "{PREFIX}srv_catalog"')
+        base = PG_ADMIN_URL.rsplit("/", 1)[0]
+        env |= {
+            "OXYGIS_DATABASE_URL": f"{base}/{PREFIX}srv_catalog",
+            "OXYGIS_DB_PREFIX": f"{PREFIX}srv_",
+        }
+    else:
+        env |= {"OXYGIS_DATABASE_URL": ""}
+    served = Served(tmp_path, free_port(), worker=True, env=env)
+    try:
+        run_env = {**os.environ, "OXYGIS_VAR_DIR": str(tmp_path), **env}
+        deadline = time.monotonic() + 240
+        while True:
+            status = subprocess.run(
+                [sys.executable, "-m", "oxygis.cli", "backup", "status"],
+                env=run_env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            lines = {line.split()[0]: line for line in status.stdout.splitlines() if line.strip()}
+            done = all(k in lines and "never" not in lines[k] for k in ("catalog", "demo"))
+            if status.returncode == 0 and done:
+                break
+            assert time.monotonic() < deadline, (
+                f"no good backups:\n{status.stdout}{served.output()}"
+            )
+            time.sleep(2)
+        listing = subprocess.run(
+            [sys.executable, "-m", "oxygis.cli", "backup", "list", "--tenant", "demo"],
+            env=run_env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert " good " in listing
+        for site in "abc":
+            assert any((tmp_path / "backups" / f"site-{site}").rglob("dump.age"))
+        identity = tmp_path / "keys" / "backup-identity.txt"
+        assert identity.stat().st_mode & 0o777 == 0o600
+        assert "backup private key" in served.output()
+    finally:
+        assert served.stop() == 0
