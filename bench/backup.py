@@ -69,8 +69,8 @@ with ref.connect(autocommit=True) as conn:
         "amount numeric(12,2), note text, at timestamptz)"
     )
     conn.execute(
-        "INSERT INTO bench_events SELECT i, 'Customer ' || (i % 50000), "
-        "'c' || (i % 50000) || '@example.org', (i % 100000) / 100.0, "
+        "INSERT INTO bench_events SELECT i, 'Customer ' || (i %% 50000), "
+        "'c' || (i %% 50000) || '@example.org', (i %% 100000) / 100.0, "
         "md5(i::text) || ' ' || md5((i * 7)::text) || ' ' || repeat('lorem ipsum ', 4), "
         "now() - (i || ' seconds')::interval FROM generate_series(1, %s) AS i",
         [rows],

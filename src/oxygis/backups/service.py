@@ -185,7 +185,7 @@ def _write(backup, target, sites, keys, recipients, lease, progress) -> None:
 
     with open_dump(target.ref) as dump:
         source = CountingReader(dump.stream, tick)
-        compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+        compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=1)
         tee = SiteTee(writers)
         with compressor.stream_reader(source, read_size=1 << 20, closefd=False) as compressed:
             pyrage.encrypt_io(compressed, tee, recipients)

@@ -18,9 +18,9 @@ from obstore.store import AzureStore, LocalStore, S3Store
 
 from .errors import BackupError
 
-# Writes are multipart uploads of 8 MiB parts, two in flight: what a backup holds in
+# Writes are multipart uploads of 5 MiB parts (S3's minimum), two in flight: what a backup holds in
 # memory per site is bounded whatever the database size.
-PART_SIZE = 8 * 1024 * 1024
+PART_SIZE = 5 * 1024 * 1024
 PARTS_IN_FLIGHT = 2
 READ_BUFFER = 4 * 1024 * 1024
 
