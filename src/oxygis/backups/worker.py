@@ -57,6 +57,7 @@ class Worker:
         self._keys = keys
         self.restore_tests = restore_tests
         self._last_probe: datetime | None = None
+        self.stopping = False
 
     @property
     def sites(self):
@@ -115,7 +116,7 @@ class Worker:
 
     def run_forever(self, interval: int) -> None:
         log.info("backup worker started (every %s s)", interval)
-        while True:
+        while not self.stopping:
             started = time.monotonic()
             self.tick()
             time.sleep(max(1.0, interval - (time.monotonic() - started)))

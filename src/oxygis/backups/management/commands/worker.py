@@ -11,10 +11,6 @@ from django.core.management.base import BaseCommand
 from ...worker import Worker
 
 
-def _stop(signum, frame):
-    raise SystemExit(0)  # unwinds: a backup in progress cleans up and is marked failed
-
-
 class Command(BaseCommand):
     help = "Run the backup worker (oxygis serve runs one in the embedded mode)."
 
@@ -28,8 +24,15 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, once, interval, **options):
-        signal.signal(signal.SIGTERM, _stop)
         worker = Worker()
+
+        def stop(signum, frame):
+            # Unwinds: a backup in progress cleans up and is marked failed. The flag also
+            # ends the loop if the exception is swallowed inside a native call.
+            worker.stopping = True
+            raise SystemExit(0)
+
+        signal.signal(signal.SIGTERM, stop)
         try:
             if once:
                 worker.tick()
