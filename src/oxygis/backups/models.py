@@ -40,12 +40,12 @@ class Backup(models.Model):
     )
     label = models.CharField(max_length=60)  # the tenant's slug (or "catalog") at the time
     engine = models.CharField(max_length=20)
-    database = models.CharField(max_length=255)
+    database = models.CharField(max_length=1024)  # database name, or file path
     state = models.CharField(max_length=10, choices=STATES, default=RUNNING, db_index=True)
     scheduled = models.BooleanField(default=False)
     started_at = models.DateTimeField(default=timezone.now, db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    worker = models.CharField(max_length=100, blank=True)  # host:pid that ran it
+    worker = models.CharField(max_length=200, blank=True)  # host:pid:nonce that ran it
     dump_bytes = models.BigIntegerField(default=0)  # the plain dump, before compression
     stored_bytes = models.BigIntegerField(default=0)  # what each site holds
     sha256 = models.CharField(max_length=64, blank=True)  # of what each site holds
@@ -112,7 +112,7 @@ class Lease(models.Model):
     """
 
     target = models.CharField(max_length=40, unique=True)
-    holder = models.CharField(max_length=100)
+    holder = models.CharField(max_length=200)
     expires_at = models.DateTimeField()
 
     def __str__(self) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -141,9 +140,9 @@ def run_backup(
             tenant=target.tenant,
             label=target.label,
             engine=target.ref.engine,
-            database=target.ref.name if target.ref.engine == "postgresql" else target.key,
+            database=target.ref.name,
             scheduled=scheduled,
-            worker=f"{socket.gethostname()}:{lease.holder.split(':')[1]}",
+            worker=lease.holder,
         )
         for site in sites:
             BackupCopy.objects.create(backup=backup, site=site.name)
