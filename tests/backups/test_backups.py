@@ -150,8 +150,8 @@ def test_forged_manifest_is_caught(data_tenant, sites, site_urls):
 
 
 def test_live_restore_swaps_after_verifying_and_keeps_previous(data_tenant, sites):
-    """C4: onto live: the data returns to the backup's, the replaced database is kept,
-    the restore is audited in the tenant's log."""
+    """C4: onto live: the data returns to the backup's, the replaced database is kept and
+    can be swapped back (rollback), both audited in the tenant's log."""
     from oxygis.access.actors import system
     from oxygis.audit.models import AuditEvent
     from oxygis.sales.models import Contact
@@ -193,6 +193,20 @@ def test_live_restore_swaps_after_verifying_and_keeps_previous(data_tenant, site
             )
     kept = inspect(ref)
     assert kept.row_counts["sales_contact"] == len(original["contacts"]) + 1
+
+    # Rolled back by the operator: the later data is live again, the restored data kept.
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("backup", "rollback", "--tenant", tenant.slug, "--yes", stdout=out)
+    assert "kept as" in out.getvalue()
+    after = sales_snapshot(tenant)
+    assert after != original and len(after["contacts"]) == len(original["contacts"]) + 1
+    with tenant_context(tenant):
+        assert AuditEvent.objects.filter(action="backup.rolled_back").exists()
+    forget_tenant_database(tenant)
 
 
 def test_older_schema_is_migrated_after_restore(data_tenant, sites):

@@ -40,6 +40,7 @@ ACTIONS = {
     "backup.restore_requested": "Restore of a backup requested",
     "backup.restored_side_by_side": "Backup restored side by side",
     "backup.restored_live": "Backup restored onto the live database",
+    "backup.rolled_back": "Live restore rolled back",
 }
 
 

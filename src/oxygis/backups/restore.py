@@ -315,14 +315,7 @@ def _live(restore: Restore, *, sites, keys, progress) -> str:
         except BaseException:
             discard()
             raise
-        # The swap: the tenant answers 503 for the moment it takes.
-        state_before = tenant.state
-        Tenant.objects.filter(pk=tenant.pk).update(state=Tenant.SUSPENDED)
-        try:
-            forget_tenant_database(tenant)
-            engine.swap_databases(tenant, replacement, previous)
-        finally:
-            Tenant.objects.filter(pk=tenant.pk).update(state=state_before)
+        _swap(tenant, engine, replacement, previous)
     restore.previous_database = previous
     with tenant_context(tenant):
         record(
@@ -335,6 +328,49 @@ def _live(restore: Restore, *, sites, keys, progress) -> str:
         )
     forget_tenant_database(tenant)
     return f"live database replaced from {site}; the previous one is kept as {previous}"
+
+
+def _swap(tenant: Tenant, engine, replacement: str, previous: str) -> None:
+    """Put ``replacement`` in place of the tenant's database, keeping the old one as
+    ``previous``; the tenant answers 503 for the moment it takes."""
+    state_before = tenant.state
+    Tenant.objects.filter(pk=tenant.pk).update(state=Tenant.SUSPENDED)
+    try:
+        forget_tenant_database(tenant)
+        engine.swap_databases(tenant, replacement, previous)
+    finally:
+        Tenant.objects.filter(pk=tenant.pk).update(state=state_before)
+
+
+def roll_back(run: Restore, requested_by: str) -> str:
+    """Undo a live restore: the database it replaced goes back in place, and the restored
+    one is kept in turn (so the rollback can itself be undone by hand)."""
+    if run.mode != Restore.LIVE or run.state != Restore.DONE or not run.previous_database:
+        raise BackupError("only a completed live restore can be rolled back")
+    if run.backup is None or run.backup.tenant is None:
+        raise BackupError("the tenant of this restore no longer exists")
+    tenant = Tenant.objects.select_related("database_server").get(pk=run.backup.tenant_id)
+    engine = engine_for(tenant.database_server)
+    kept = f"{tenant.db_name}_p{secrets.token_hex(4)}"
+    with LeaseGuard(tenant.id.hex, f"a backup or restore of tenant {tenant.slug}"):
+        _swap(tenant, engine, run.previous_database, kept)
+    restored_from = run.previous_database
+    Restore.objects.filter(pk=run.pk).update(
+        previous_database="", detail=f"{run.detail}; rolled back, restored data kept as {kept}"
+    )
+    with tenant_context(tenant):
+        record(
+            "backup.rolled_back",
+            target=tenant.slug,
+            by=requested_by,
+            backup=run.backup.short_id,
+            kept_database=kept,
+        )
+    forget_tenant_database(tenant)
+    return (
+        f"{tenant.slug} is back on the database that was kept as {restored_from}; "
+        f"the restored one is kept as {kept}"
+    )
 
 
 # --- restore test (C8) -------------------------------------------------------------------

@@ -238,3 +238,5 @@ class PostgreSQLEngine(Engine):
             )
             conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(live, old))
             conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(new, live))
+            # A database kept by an earlier swap comes back closed: open it (rollback).
+            conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true").format(live))

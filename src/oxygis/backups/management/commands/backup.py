@@ -47,6 +47,9 @@ class Command(BaseCommand):
         mode.add_argument("--side-by-side", action="store_true", help="into a new tenant")
         mode.add_argument("--live", action="store_true", help="replace the live database")
         rst.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+        back = sub.add_parser("rollback", help="undo the last live restore of a tenant")
+        back.add_argument("--tenant", metavar="SLUG", required=True)
+        back.add_argument("--yes", action="store_true", help="do not ask for confirmation")
         sub.add_parser("status", help="backup health of every database, and open alerts")
 
     def handle(self, *args, action, **options):
@@ -179,6 +182,29 @@ class Command(BaseCommand):
                     f"in {seconds:.1f} s; the previous database is kept as {run.previous_database}"
                 )
             )
+
+    # --- rollback ------------------------------------------------------------------
+    def do_rollback(self, tenant, yes, **_):
+        source = get_tenant(tenant)
+        run = (
+            Restore.objects.filter(
+                backup__target=source.id.hex, mode=Restore.LIVE, state=Restore.DONE
+            )
+            .exclude(previous_database="")
+            .first()
+        )
+        if run is None:
+            raise BackupError(f"tenant {source.slug} has no live restore to roll back")
+        if not yes:
+            if not sys.stdin.isatty():
+                raise BackupError("refusing to swap databases without confirmation: add --yes")
+            answer = input(
+                f"Put back the database {run.previous_database} that the live restore of "
+                f"{run.finished_at:%Y-%m-%d %H:%M} UTC replaced? Type the slug to confirm: "
+            )
+            if answer.strip() != source.slug:
+                raise BackupError("not confirmed; nothing changed")
+        self.stdout.write(self.style.SUCCESS(restore.roll_back(run, "operator (CLI)")))
 
     # --- status --------------------------------------------------------------------
     def do_status(self, **_):
