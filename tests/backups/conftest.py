@@ -197,3 +197,32 @@ def azurite(tmp_path_factory):
     process.terminate()
     process.wait(timeout=10)
     shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """An S3-compatible server (moto) on a free loopback port; yields a factory of s3://
+    site URLs, each on a new bucket."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    # As in production, credentials come from the environment, never the site URL.
+    os.environ.update(AWS_ACCESS_KEY_ID="oxygis-test", AWS_SECRET_ACCESS_KEY="oxygis-test")
+
+    def make_site() -> str:
+        bucket = f"oxygis-{secrets.token_hex(6)}"
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("PUT", f"/{bucket}", headers={"Content-Length": "0"})
+        assert conn.getresponse().status == 200, "could not create the test bucket"
+        return f"s3://{bucket}/oxygis?region=us-east-1&endpoint=http://127.0.0.1:{port}&allow_http=true"
+
+    yield make_site
+    server.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
