@@ -355,3 +355,37 @@ def test_site_url_refuses_credentials_and_unknown_options():
     ):
         with pytest.raises(SiteError):
             Site(url)
+
+
+def test_a_site_failing_mid_read_hands_over_to_the_next(data_tenant, sites, site_urls):
+    """C3, C4: when a site's connection breaks in the middle of a copy, the half-restored
+    target is discarded and the restore starts over from the next site."""
+    from oxygis.backups.sites import Site, SiteError, SiteReader
+
+    tenant = data_tenant.tenant
+    original = sales_snapshot(tenant)
+    backup = service.run_backup(service.tenant_target(tenant), sites=sites)
+
+    class Breaking:
+        def __init__(self, raw):
+            self.raw, self.calls = raw, 0
+
+        def read(self, size=-1):
+            self.calls += 1
+            if self.calls > 1:
+                raise ConnectionResetError("connection reset by peer")
+            return self.raw.read(size)
+
+    class FlakySite(Site):
+        def reader(self, path):
+            inner = super().reader(path)
+            return SiteReader(Breaking(inner), lambda exc: SiteError(f"site {self.name}: {exc}"))
+
+    flaky = FlakySite(site_urls[0])
+    run = restore.request_restore(backup, Restore.SIDE_BY_SIDE, "test")
+    restore.perform(run, sites=[flaky, *sites[1:]])
+    try:
+        assert run.site == site_urls[1]
+        assert sales_snapshot(Tenant.objects.get(slug=run.new_slug)) == original
+    finally:
+        _drop_restored(run.new_slug)

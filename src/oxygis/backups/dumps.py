@@ -248,9 +248,14 @@ def restore_sink(ref: DatabaseRef):
                 proc.stdin.close()
                 code = proc.wait()
             except BaseException:
+                # If pg_restore stopped on its own (a broken pipe is then only the echo),
+                # its own error is the one to report, not a fault of the backup's copy.
+                died = proc.poll()
                 proc.kill()
                 proc.wait()
-                raise
+                if not died:
+                    raise
+                code = died
             if code != 0:
                 errors.seek(0)
                 raise BackupError(
@@ -264,12 +269,28 @@ def restore_sink(ref: DatabaseRef):
     fd = os.open(partial, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
     try:
         with os.fdopen(fd, "wb") as handle:
-            yield handle
+            yield _LocalSink(handle, target)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
+
+
+class _LocalSink:
+    """The restored SQLite file; a write error (disk full) is the target's, not the copy's."""
+
+    def __init__(self, handle, target: Path):
+        self.handle, self.target = handle, target
+
+    def write(self, data) -> int:
+        try:
+            return self.handle.write(data)
+        except OSError as exc:
+            raise BackupError(f"cannot write {self.target}: {exc.strerror}") from None
+
+    def flush(self) -> None:
+        self.handle.flush()
 
 
 def inspect(ref: DatabaseRef) -> Snapshot:

@@ -100,7 +100,8 @@ def restore_stream(
             _mark(backup, site.name, ManifestError(f"cannot decrypt: {one_line(exc)}"))
             continue
         except (SiteError, ManifestError, zstandard.ZstdError, OSError) as exc:
-            # OSError: age refused a chunk whose tag does not match (altered data).
+            # OSError: age refused a chunk whose tag does not match (altered data); errors
+            # of the target are BackupError (dumps.restore_sink) and end the restore.
             discard()
             problems.append(f"{site.name}: {one_line(exc)}")
             _mark(backup, site.name, exc)

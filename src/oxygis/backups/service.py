@@ -324,7 +324,7 @@ def resync(backup: Backup, sites=None, keys=None) -> Backup:
                 reader = source.reader(f"{backup.prefix}/{DUMP_OBJECT}")
                 writer = site.writer(f"{backup.prefix}/{DUMP_OBJECT}")
                 while chunk := reader.read(1 << 20):
-                    writer.write(bytes(chunk))
+                    writer.write(chunk)
                 writer.close()
                 site.put(f"{backup.prefix}/{MANIFEST_OBJECT}", sealed)
             except Exception as exc:  # one site failing must not stop the others

@@ -42,6 +42,20 @@ def one_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+class SiteReader:
+    """A site's object as a stream of bytes; a failure mid-way is a SiteError, so that the
+    caller can turn to another site."""
+
+    def __init__(self, raw, failure):
+        self.raw, self.failure = raw, failure
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return bytes(self.raw.read(size))
+        except Exception as exc:
+            raise self.failure(exc) from None
+
+
 class Site:
     """One backup site. ``name`` is its URL (never holding a secret)."""
 
@@ -107,13 +121,14 @@ class Site:
         except Exception as exc:
             raise self._fail(f"cannot write {path}", exc) from None
 
-    def reader(self, path: str):
+    def reader(self, path: str) -> SiteReader:
         try:
-            return obstore.open_reader(self.store, path, buffer_size=READ_BUFFER)
+            raw = obstore.open_reader(self.store, path, buffer_size=READ_BUFFER)
         except FileNotFoundError:
             raise SiteError(f"site {self.name}: {path} is missing") from None
         except Exception as exc:
             raise self._fail(f"cannot read {path}", exc) from None
+        return SiteReader(raw, lambda exc: self._fail(f"cannot read {path}", exc))
 
     def put(self, path: str, data: bytes) -> None:
         try:

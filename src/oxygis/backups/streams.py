@@ -43,7 +43,7 @@ class HashingReader(CountingReader):
         self.sha256 = hashlib.sha256()
 
     def read(self, size: int = -1) -> bytes:
-        data = bytes(super().read(size))
+        data = super().read(size)
         self.sha256.update(data)
         return data
 
@@ -93,26 +93,12 @@ class SiteTee:
         return self.failures
 
 
-def copy_verified(reader, writer, expected_sha256: str, chunk: int = 1 << 20) -> bool:
-    """Copy a stream and tell whether what passed had the expected SHA-256."""
-    digest = hashlib.sha256()
-    while True:
-        data = reader.read(chunk)
-        if not data:
-            break
-        data = bytes(data)
-        digest.update(data)
-        writer.write(data)
-    return digest.hexdigest() == expected_sha256
-
-
 def sha256_of(reader, chunk: int = 1 << 20) -> tuple[str, int]:
     digest, size = hashlib.sha256(), 0
     while True:
         data = reader.read(chunk)
         if not data:
             break
-        data = bytes(data)
         size += len(data)
         digest.update(data)
     return digest.hexdigest(), size
