@@ -65,3 +65,24 @@ def test_owner_restores_side_by_side_from_the_settings_page(alpha, sites, world)
         assert {"backup.restore_requested", "backup.restored_side_by_side"} <= actions
     finally:
         drop_tenant(new)
+
+
+def test_restore_asks_for_the_password_again_after_ten_minutes(alpha, sites):
+    """C4, S12: a stale sign-in must re-authenticate before restoring; nothing is queued."""
+    from oxygis.accounts.sudo import AUTH_AT
+    from oxygis.tenancy.databases import forget_tenant_database, tenant_context
+
+    backup = service.run_backup(service.tenant_target(alpha.tenant), sites=sites)
+    owner = alpha.client()
+    owner.sign_in(alpha.owner_username, alpha.owner_password)
+    with tenant_context(alpha.tenant):  # sessions live in the tenant's database
+        session = owner.session
+        session[AUTH_AT] = 0
+        session.save()
+    forget_tenant_database(alpha.tenant)
+    response = owner.post(f"/settings/backups/{backup.id}/restore/")
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/reauth/?next=%2Fsettings%2Fbackups%2F"
+    assert not Restore.objects.filter(backup=backup).exists()
+    page = owner.get("/settings/backups/")
+    assert page.status_code == 302 and page["Location"].startswith("/accounts/reauth/")

@@ -6,13 +6,16 @@ id of another tenant's backup is simply not found (404).
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from oxygis.accounts.sudo import sudo_required
+from oxygis.accounts.sudo import recently_authenticated, sudo_required
 from oxygis.audit.events import record
 from oxygis.tenancy.hosts import tenant_host
 
@@ -22,6 +25,7 @@ from .restore import request_restore
 
 
 @permission_required("accounts.restore_backups", raise_exception=True)
+@sudo_required  # here too, so that the restore button, a POST, finds a fresh sign-in
 def backups(request):
     target = request.tenant.id.hex
     rows = Backup.objects.filter(target=target).prefetch_related("copies")
@@ -41,8 +45,10 @@ def backups(request):
 
 @require_POST
 @permission_required("accounts.restore_backups", raise_exception=True)
-@sudo_required
 def restore_side_by_side(request, backup_id):
+    if not recently_authenticated(request):
+        # Re-authenticate on the page (a POST cannot be replayed after the prompt).
+        return redirect(f"/accounts/reauth/?{urlencode({'next': reverse('backups')})}")
     backup = Backup.objects.filter(pk=backup_id, target=request.tenant.id.hex).first()
     if backup is None:
         raise Http404("no such backup")
