@@ -389,3 +389,33 @@ def test_a_site_failing_mid_read_hands_over_to_the_next(data_tenant, sites, site
         assert sales_snapshot(Tenant.objects.get(slug=run.new_slug)) == original
     finally:
         _drop_restored(run.new_slug)
+
+
+def test_cli_restores_side_by_side_and_live(data_tenant, site_urls):
+    """C4: the operator's restore commands: the newest good backup by default, a live
+    restore only with confirmation, each printing where the data went."""
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+    from django.test import override_settings
+
+    tenant = data_tenant.tenant
+    original = sales_snapshot(tenant)
+    with override_settings(BACKUP_SITES=site_urls):
+        call_command("backup", "run", "--tenant", tenant.slug, stdout=StringIO())
+        out = StringIO()
+        call_command("backup", "restore", "--tenant", tenant.slug, "--side-by-side", stdout=out)
+        run = Restore.objects.filter(backup__target=tenant.id.hex).first()
+        try:
+            assert f"restored side by side as tenant {run.new_slug}" in out.getvalue()
+            assert sales_snapshot(Tenant.objects.get(slug=run.new_slug)) == original
+        finally:
+            _drop_restored(run.new_slug)
+        with pytest.raises(CommandError) as refused:
+            call_command("backup", "restore", "--tenant", tenant.slug, "--live")
+        assert refused.value.returncode == 2 and "add --yes" in str(refused.value)
+        out = StringIO()
+        call_command("backup", "restore", "--tenant", tenant.slug, "--live", "--yes", stdout=out)
+        assert "the previous database is kept as" in out.getvalue()
+    assert sales_snapshot(tenant) == original
