@@ -53,14 +53,5 @@ def resolve_alert(key: str) -> None:
         log.info("alert resolved: %s", key)
 
 
-def resolve_alerts_starting(prefix: str, keep: set[str]) -> None:
-    """Resolve the open alerts under ``prefix`` whose key is not in ``keep``."""
-    for key in Alert.objects.filter(key__startswith=prefix, resolved_at__isnull=True).values_list(
-        "key", flat=True
-    ):
-        if key not in keep:
-            resolve_alert(key)
-
-
 def open_alerts():
     return Alert.objects.filter(resolved_at__isnull=True)

@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +24,8 @@ import psycopg
 from django.conf import settings
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
+
+from oxygis.tenancy.engines.sqlite import online_copy
 
 from .errors import BackupError
 
@@ -85,6 +87,12 @@ def _tool(name: str) -> str:
     if path is None:
         raise BackupError(f"{name} is not installed (Debian: apt install postgresql-client)")
     return path
+
+
+def _tool_failed(tool: str, errors) -> BackupError:
+    """The error of a client tool that exited non-zero: the last line it wrote."""
+    errors.seek(0)
+    return BackupError(f"{tool} failed: {_last_line(errors.read().decode(errors='replace'))}")
 
 
 def _last_line(exc_or_text) -> str:
@@ -191,10 +199,7 @@ def _pg_dump(ref: DatabaseRef):
             finally:
                 proc.stdout.close()
             if code != 0:
-                errors.seek(0)
-                raise BackupError(
-                    f"pg_dump failed: {_last_line(errors.read().decode(errors='replace'))}"
-                )
+                raise _tool_failed("pg_dump", errors)
     finally:
         conn.close()
 
@@ -204,16 +209,12 @@ def _sqlite_dump(ref: DatabaseRef):
         raise BackupError(f"database file {ref.name} does not exist")
     copy = _scratch_path(".sqlite3")
     try:
-        fd = os.open(copy, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        os.close(fd)
-        source = sqlite3.connect(f"file:{ref.name}?mode=ro", uri=True)
-        target = sqlite3.connect(copy)
+        online_copy(Path(ref.name), copy)
+        conn = sqlite3.connect(copy)
         try:
-            source.backup(target)
-            snapshot = _sqlite_snapshot(target)
+            snapshot = _sqlite_snapshot(conn)
         finally:
-            target.close()
-            source.close()
+            conn.close()
         with open(copy, "rb") as stream:
             yield Dump(stream, snapshot)
     finally:
@@ -257,10 +258,7 @@ def restore_sink(ref: DatabaseRef):
                     raise
                 code = died
             if code != 0:
-                errors.seek(0)
-                raise BackupError(
-                    f"pg_restore failed: {_last_line(errors.read().decode(errors='replace'))}"
-                )
+                raise _tool_failed("pg_restore", errors)
         return
     target = Path(ref.name)
     if target.exists():
@@ -306,10 +304,3 @@ def inspect(ref: DatabaseRef) -> Snapshot:
         return _sqlite_snapshot(conn)
     finally:
         conn.close()
-
-
-def remove_sqlite(path: str | Path) -> None:
-    base = Path(path)
-    for extra in ("", "-wal", "-shm", ".partial"):
-        with suppress(FileNotFoundError):
-            Path(f"{base}{extra}").unlink()

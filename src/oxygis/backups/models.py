@@ -15,9 +15,6 @@ CATALOG_TARGET = "catalog"
 
 
 class BackupQuerySet(models.QuerySet):
-    def of_target(self, target: str):
-        return self.filter(target=target)
-
     def good(self):
         return self.filter(state=Backup.GOOD)
 

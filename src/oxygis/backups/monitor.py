@@ -15,7 +15,7 @@ from django.utils import timezone
 from oxygis.tenancy.context import CATALOG
 
 from . import alerts, restore
-from .models import Backup, BackupCopy, Restore
+from .models import Backup, Restore
 from .service import Target, all_targets, last_good, verify_backup
 from .sites import SiteError
 
@@ -125,10 +125,3 @@ def run_restore_tests(sites=None, keys=None, sample: int = RESTORE_TEST_SAMPLE, 
         run.refresh_from_db()
         results.append(run)
     return results
-
-
-def bad_copies():
-    return BackupCopy.objects.filter(
-        backup__state__in=(Backup.GOOD, Backup.DEGRADED),
-        state__in=(BackupCopy.MISMATCH, BackupCopy.MISSING, BackupCopy.FAILED),
-    ).select_related("backup")

@@ -24,7 +24,12 @@ from oxygis.tenancy.context import CATALOG, using_database
 from oxygis.tenancy.databases import default_server, forget_tenant_database, tenant_context
 from oxygis.tenancy.engines import engine_for, forget_alias, register_alias
 from oxygis.tenancy.models import Tenant
-from oxygis.tenancy.provisioning import TenantError, validate_slug
+from oxygis.tenancy.provisioning import (
+    TenantError,
+    database_name,
+    discard_tenant,
+    validate_slug,
+)
 
 from . import alerts
 from .dumps import DatabaseRef, inspect, restore_sink
@@ -223,7 +228,7 @@ def _side_by_side(restore: Restore, *, sites, keys, progress) -> str:
         plan=source.plan,
         database_server=server,
     )
-    tenant.db_name = f"{settings.DB_PREFIX}t_{tenant.id.hex}"
+    tenant.db_name = database_name(tenant)
     for _ in range(5):
         tenant.slug = side_by_side_slug(source.slug, backup.started_at.date())
         try:
@@ -259,9 +264,7 @@ def _side_by_side(restore: Restore, *, sites, keys, progress) -> str:
         tenant.state = Tenant.ACTIVE
         tenant.save(update_fields=["state", "updated_at"])
     except BaseException:
-        forget_tenant_database(tenant)
-        engine.drop_database(tenant)
-        Tenant.objects.filter(pk=tenant.pk).delete()
+        discard_tenant(tenant, engine)
         raise
     details = {
         "backup": backup.short_id,
@@ -382,10 +385,10 @@ def _test(restore: Restore, *, sites, keys, progress) -> str:
         server = tenant.database_server if tenant is not None else default_server()
     else:
         server = default_server()
-    engine = engine_for(server)
-    name = f"{settings.DB_PREFIX}scratch_{secrets.token_hex(4)}"
     if backup.engine == "postgresql" and server.engine != "postgresql":
         raise BackupError("a PostgreSQL backup needs a PostgreSQL server to be tested")
+    engine = engine_for(server)
+    name = f"{settings.DB_PREFIX}scratch_{secrets.token_hex(4)}"
     entry = engine.entry_named(None, name)
     ref = DatabaseRef.from_entry(entry)
     try:

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 import pyrage
 import zstandard
 from django.conf import settings
-from django.db.models import Q
+from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
 import oxygis
@@ -93,14 +93,6 @@ def all_targets() -> list[Target]:
 
 # --- run -----------------------------------------------------------------------------
 Progress = Callable[[str], None]
-
-
-def _fmt_bytes(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
-        n /= 1024
-    return f"{n:.1f} GB"
 
 
 def fail_interrupted(target: Target, sites: list[Site]) -> int:
@@ -180,7 +172,7 @@ def _write(backup, target, sites, keys, recipients, lease, progress) -> None:
 
     def tick(count: int) -> None:
         lease.renew()
-        say(f"{target.label}: {_fmt_bytes(count)} dumped")
+        say(f"{target.label}: {filesizeformat(count)} dumped")
 
     with open_dump(target.ref) as dump:
         source = CountingReader(dump.stream, tick)
@@ -191,7 +183,9 @@ def _write(backup, target, sites, keys, recipients, lease, progress) -> None:
         failures = {**open_failures, **tee.close_all()}
     snapshot = dump.snapshot
     sha256 = tee.sha256.hexdigest()
-    say(f"{target.label}: {_fmt_bytes(source.count)} dumped, {_fmt_bytes(tee.count)} stored")
+    say(
+        f"{target.label}: {filesizeformat(source.count)} dumped, {filesizeformat(tee.count)} stored"
+    )
 
     manifest = {
         "format": FORMAT,
@@ -403,12 +397,3 @@ def find_backup(target_key: str, backup_id: str | None) -> Backup:
 
 def last_good(target_key: str) -> Backup | None:
     return Backup.objects.filter(target=target_key).good().first()
-
-
-def running_or_recent_failure(target_key: str, within: timedelta) -> bool:
-    since = timezone.now() - within
-    return Backup.objects.filter(
-        Q(state=Backup.RUNNING) | Q(state=Backup.FAILED, started_at__gte=since),
-        target=target_key,
-        started_at__gte=since,
-    ).exists()

@@ -29,7 +29,9 @@ from .restore import request_restore
 def backups(request):
     target = request.tenant.id.hex
     rows = Backup.objects.filter(target=target).prefetch_related("copies")
-    restores = Restore.objects.filter(backup__target=target).select_related("backup")[:10]
+    restores = list(Restore.objects.filter(backup__target=target).select_related("backup")[:10])
+    for run in restores:
+        run.host = tenant_host(run.new_slug) if run.new_slug else ""
     return render(
         request,
         "backups/backups.html",
@@ -38,7 +40,6 @@ def backups(request):
             "restores": restores,
             "verified": BackupCopy.VERIFIED,
             "restorable": (Backup.GOOD, Backup.DEGRADED),
-            "host_of": {r.new_slug: tenant_host(r.new_slug) for r in restores if r.new_slug},
         },
     )
 

@@ -140,7 +140,7 @@ def provision_tenant(
     engine = engine_for(server)
 
     tenant = Tenant(slug=slug, name=name.strip(), plan=plan_row, database_server=server)
-    tenant.db_name = f"{settings.DB_PREFIX}t_{tenant.id.hex}"
+    tenant.db_name = database_name(tenant)
     try:
         with transaction.atomic(using=CATALOG):
             tenant.save(force_insert=True)
@@ -169,12 +169,18 @@ def provision_tenant(
         tenant.save(update_fields=["state", "updated_at"])
     except BaseException:
         # Nothing half-made survives: no database, no role, no catalog row.
-        _discard(tenant, engine)
+        discard_tenant(tenant, engine)
         raise
     return ProvisionedTenant(tenant, "admin", password)
 
 
-def _discard(tenant: Tenant, engine) -> None:
+def database_name(tenant: Tenant) -> str:
+    """A new tenant's database (and role) name: from its id, never from user input (C9)."""
+    return f"{settings.DB_PREFIX}t_{tenant.id.hex}"
+
+
+def discard_tenant(tenant: Tenant, engine) -> None:
+    """Remove a tenant that never became active: database, role and catalog row."""
     forget_tenant_database(tenant)
     try:
         engine.drop_database(tenant)
@@ -219,6 +225,8 @@ __all__ = [
     "EngineError",
     "ProvisionedTenant",
     "TenantError",
+    "database_name",
+    "discard_tenant",
     "drop_tenant",
     "get_tenant",
     "migrate_tenant",

@@ -17,6 +17,22 @@ SQLITE_OPTIONS = {
 }
 
 
+def online_copy(source: Path, target: Path) -> None:
+    """Copy a database file with SQLite's online backup API: consistent even while it is
+    written to (WAL mode included). The copy is private to this user (0600)."""
+    fd = os.open(target, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    os.close(fd)
+    source_conn = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    try:
+        target_conn = sqlite3.connect(target)
+        try:
+            source_conn.backup(target_conn)
+        finally:
+            target_conn.close()
+    finally:
+        source_conn.close()
+
+
 class SQLiteEngine(Engine):
     @property
     def folder(self) -> Path:
@@ -57,26 +73,14 @@ class SQLiteEngine(Engine):
         if target.exists():
             raise EngineError(f"database file for tenant {tenant.slug} already exists")
         partial = target.with_suffix(".partial")
-        # The online backup API gives a consistent copy even of a WAL-mode file; the copy
-        # lands under a temporary name and is renamed only once complete.
-        source = sqlite3.connect(self._path("_template"))
-        try:
-            fd = os.open(partial, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-            os.close(fd)
-            dest = sqlite3.connect(partial)
-            try:
-                source.backup(dest)
-            finally:
-                dest.close()
-        finally:
-            source.close()
+        # The copy lands under a temporary name and is renamed only once complete.
+        online_copy(self._path("_template"), partial)
         os.replace(partial, target)
         return ""
 
     def drop_database(self, tenant) -> None:
-        base = self._path(tenant.db_name)
-        for path in (base, Path(f"{base}-wal"), Path(f"{base}-shm"), base.with_suffix(".partial")):
-            path.unlink(missing_ok=True)
+        self.drop_named_database(tenant.db_name)
+        self._path(tenant.db_name).with_suffix(".partial").unlink(missing_ok=True)
         # Files kept by a live restore (``<db>_p...``) or left by one that failed.
         for path in self.folder.glob(f"{tenant.db_name}_*.sqlite3*"):
             path.unlink(missing_ok=True)
