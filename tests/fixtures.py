@@ -86,6 +86,38 @@ class TenantPersonas:
 _counter = itertools.count()
 
 
+def reset_limits() -> None:
+    """Empty the shared limiter: every test client comes from 127.0.0.1 by default, so
+    one test's failed guesses would otherwise be the next test's 429."""
+    import asyncio
+    import threading
+
+    from django.db import connections
+
+    from oxygis.core.models import RateBucket
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        RateBucket.objects.all().delete()
+        return
+
+    def in_a_thread():  # Playwright's loop runs here: Django refuses this thread
+        try:
+            RateBucket.objects.all().delete()
+        finally:
+            connections.close_all()
+
+    worker = threading.Thread(target=in_a_thread)
+    worker.start()
+    worker.join()
+
+
+@pytest.fixture(autouse=True)
+def fresh_limits():
+    reset_limits()
+
+
 def unique_slug(stem: str = "t") -> str:
     return f"{stem}{next(_counter)}-{secrets.token_hex(3)}"
 

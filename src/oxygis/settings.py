@@ -97,6 +97,7 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
+    "oxygis.core",
     "oxygis.tenancy",
     "oxygis.audit",
     "oxygis.accounts",
@@ -111,10 +112,12 @@ AUTH_USER_MODEL = "accounts.User"
 MIDDLEWARE = [
     # Trusted-proxy headers first, so that everything after sees the real scheme and peer.
     "oxygis.tenancy.middleware.TrustedProxyMiddleware",
-    "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Header middleware before anything that answers early (the HTTPS redirect, static
+    # files, the unknown-host 404), so that every response carries CSP and DENY.
     "csp.middleware.CSPMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     # Host -> tenant: unknown host 404, suspended tenant 503, before any tenant database.
     "oxygis.tenancy.middleware.TenantHostMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -160,6 +163,9 @@ ALLOWED_HOSTS = [DOMAIN, f".{DOMAIN}"]
 TRUSTED_PROXIES = config.env_networks("TRUSTED_PROXIES")
 USE_X_FORWARDED_HOST = False  # honoured only from TRUSTED_PROXIES, by our middleware
 CONSOLE_SUBDOMAIN = "console"
+# The port of the public HTTPS address, for links in e-mails (443: none shown). `oxygis
+# serve` sets it to its own --port unless this is set (behind a proxy, say).
+PUBLIC_PORT = config.env_int("PUBLIC_PORT", 443, minimum=1)
 
 # --- HTTPS, cookies and headers (C12, S4) -----------------------------------------
 SECURE_SSL_REDIRECT = True
@@ -182,6 +188,15 @@ CSRF_COOKIE_SECURE = True
 CSRF_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SAMESITE = "Strict"
 CSRF_FAILURE_VIEW = "oxygis.web.views.csrf_failure"
+# Flash messages live in the session (the tenant's database), never in a cookie of their
+# own: a cookie signed with the shared key would be accepted on every tenant's host.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+# Should a language cookie ever be set, it is host-only and Secure like the others.
+LANGUAGE_COOKIE_NAME = "__Host-oxygis_language"
+LANGUAGE_COOKIE_SECURE = True
+LANGUAGE_COOKIE_HTTPONLY = True
+LANGUAGE_COOKIE_SAMESITE = "Lax"
+LANGUAGE_COOKIE_PATH = "/"
 
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
@@ -236,6 +251,10 @@ AXES_CLIENT_IP_CALLABLE = "oxygis.accounts.lockout.client_ip"
 AXES_USERNAME_CALLABLE = "oxygis.accounts.lockout.attempted_username"
 AXES_LOCKOUT_CALLABLE = "oxygis.accounts.lockout.locked_out_response"
 AXES_ENABLE_ADMIN = False
+# The shared limiter (core/limiter.py): failed secret checks per client address, all
+# accounts and tenants together, before any password is hashed (S12).
+SECRET_CHECKS_BURST = config.env_int("SECRET_CHECKS_BURST", 10, minimum=1)
+SECRET_CHECKS_PER_HOUR = config.env_int("SECRET_CHECKS_PER_HOUR", 120, minimum=1)
 AXES_VERBOSE = False
 
 # --- static files, i18n -----------------------------------------------------------
@@ -258,7 +277,7 @@ if SMTP_HOST:
     EMAIL_USE_TLS = config.env_bool("SMTP_STARTTLS", True)
     EMAIL_TIMEOUT = 30
 else:
-    EMAIL_BACKEND = "oxygis.web.mail.EmlFileBackend"
+    EMAIL_BACKEND = "oxygis.core.mail.EmlFileBackend"
     EMAIL_FILE_PATH = VAR_DIR / "mail"
 DEFAULT_FROM_EMAIL = config.env_str("FROM_EMAIL") or f"no-reply@{DOMAIN}"
 

@@ -2,7 +2,7 @@
 
 from django.urls import include, path, register_converter
 
-from oxygis.web.converters import IdConverter
+from oxygis.core.converters import IdConverter
 
 register_converter(IdConverter, "id")  # before the URL modules below use it
 

@@ -126,7 +126,9 @@ def test_roles_change_and_deactivation_end_access(alpha):
 
 
 def test_the_last_administrator_cannot_be_removed(tenant_factory):
-    """S13: an admin cannot deactivate themselves or strip the last Administrator."""
+    """S13: an admin cannot change their own roles or deactivate themselves (no form is
+    offered, a POST is refused), and the action layer never leaves no administrator."""
+    from oxygis.accounts import actions
     from tests.fixtures import HttpsClient
 
     made = tenant_factory()
@@ -136,10 +138,14 @@ def test_the_last_administrator_cannot_be_removed(tenant_factory):
         me = get_user_model().objects.get(username="admin")
         me.is_superuser = False
         me.save()
+    page = admin.get(f"/settings/users/{me.pk}/").content.decode()
+    assert "You cannot change your own roles" in page and '<form method="post">' not in page
     response = admin.post(f"/settings/users/{me.pk}/", {"roles": [], "is_active": "on"})
-    assert "last administrator" in response.content.decode()
+    assert response.status_code == 403
     with tenant_context(made.tenant):
         assert me.groups.filter(name=ADMINISTRATOR).exists()
+        with pytest.raises(actions.ActionRefused, match="last administrator"):
+            actions._keep_an_administrator(me)
 
 
 def test_custom_role_from_the_permission_list(alpha):

@@ -97,7 +97,7 @@ def _restore_from_the_backups_page(served) -> None:
     deadline = time.monotonic() + 120
     while True:
         page = served.request(host, "GET", "/settings/backups/", headers={"Cookie": cookie})
-        found = re.search(r'href="https://(demo-restored-\d{8}\.localhost)/"', page.text)
+        found = re.search(r'href="https://(demo-restored-\d{8}\.localhost)(?::\d+)?/"', page.text)
         if found:
             break
         assert 'data-restore="failed"' not in page.text, page.text

@@ -99,3 +99,75 @@ def test_allow_list_has_no_stale_entries():
         text = (SRC / path).read_text()
         for rule in rules:
             assert RULES[rule].search(text), f"{path} no longer needs '{rule}'"
+
+
+# --- single-line text (attack run, finding 9) ------------------------------------------
+# model.field -> why it needs no single-line validator of ours.
+TEXT_EXEMPT = {
+    "accounts.User.username": "Django's UnicodeUsernameValidator allows only letters, "
+    "digits and @.+-_",
+    "accounts.User.password": "a hash, set by set_password(), never typed in a field",
+}
+
+
+def unguarded_text_fields(models) -> list[str]:
+    """CharFields a user or client can fill that do not refuse line breaks and other
+    control characters. Exempt: choices, fields no form or API writes (editable=False),
+    e-mail/slug/URL fields, whose own validators refuse them, and TEXT_EXEMPT."""
+    from django.db import models as m
+
+    from oxygis.core.text import validate_single_line
+
+    found = []
+    for model in models:
+        for field in model._meta.get_fields():
+            if not isinstance(field, m.CharField) or field.choices or not field.editable:
+                continue
+            if isinstance(field, m.EmailField | m.SlugField | m.URLField):
+                continue
+            name = f"{model._meta.label}.{field.name}"
+            if validate_single_line not in field.validators and name not in TEXT_EXEMPT:
+                found.append(name)
+    return found
+
+
+def test_single_line_guard_on_good_and_bad_examples():
+    """S3 (headers): a plain CharField is flagged; one with the validator, a choices
+    field, a non-editable one and an e-mail field are not."""
+    from django.db import models
+
+    from oxygis.core.text import validate_single_line
+
+    class Example(models.Model):
+        bad = models.CharField(max_length=10)
+        good = models.CharField(max_length=10, validators=[validate_single_line])
+        state = models.CharField(max_length=10, choices=[("a", "A")])
+        number = models.CharField(max_length=10, editable=False)
+        email = models.EmailField()
+
+        class Meta:
+            app_label = "core"
+            managed = False
+
+        def __str__(self):
+            return self.good
+
+    assert unguarded_text_fields([Example]) == ["core.Example.bad"]
+
+
+def test_every_text_field_people_type_is_single_line():
+    """S3: every CharField of Oxygis's models that a form or the API can write refuses
+    line breaks and control characters (a name ends up in e-mail headers)."""
+    from django.apps import apps
+
+    ours = [m for m in apps.get_models() if m.__module__.startswith("oxygis.")]
+    assert unguarded_text_fields(ours) == []
+    from django.core.validators import EmailValidator
+
+    from oxygis.core.text import validate_single_line
+
+    for value in ("a@b.example\r\nBcc: x@y.example", "a\n@b.example"):
+        with pytest.raises(Exception):  # noqa: B017 - Django's own validator refuses it
+            EmailValidator()(value)
+    with pytest.raises(Exception):  # noqa: B017
+        validate_single_line("Evil\r\nBcc: victim@example.com")

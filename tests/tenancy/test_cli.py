@@ -102,3 +102,10 @@ def test_unreachable_database_is_one_line_without_secrets():
     result = oxygis("tenant", "list", env={"OXYGIS_DATABASE_URL": url})
     assert_one_line_error(result, "OperationalError")
     assert "Sup3r-Secret" not in result.stderr + result.stdout
+
+
+def test_migrations_match_the_models():
+    """Every model change has its migration (a tenant migrated later gets the same
+    schema as a new one)."""
+    result = oxygis("makemigrations", "--check", "--dry-run")
+    assert result.returncode == 0, result.stdout + result.stderr

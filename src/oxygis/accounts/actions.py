@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from axes.utils import reset as axes_reset
 from django.contrib.auth import get_user_model, update_session_auth_hash
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -15,7 +15,10 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
 from oxygis.audit.events import record
-from oxygis.web.mail import send_templated
+from oxygis.core.mail import send_templated
+from oxygis.tenancy.credentials import note_revoked
+from oxygis.tenancy.hosts import site_url
+from oxygis.tenancy.models import CredentialEvent
 
 from .roles import ADMINISTRATOR
 from .sessions import end_other_sessions
@@ -24,6 +27,63 @@ from .tokens import invitation_token_generator
 
 class ActionRefused(Exception):
     """A refused action; the message is for the person who asked."""
+
+
+# --- who may grant what (S13) -----------------------------------------------------------
+def _label(permission) -> str:
+    return f"{permission.content_type.app_label}.{permission.codename}"
+
+
+def rights_as_permissions(user):
+    """The permissions ``user`` holds, through roles or directly (an owner: all)."""
+    if user.is_superuser:
+        return Permission.objects.all()
+    return Permission.objects.filter(Q(user=user) | Q(group__user=user)).distinct()
+
+
+def rights_of(user) -> set[str]:
+    return {_label(p) for p in rights_as_permissions(user).select_related("content_type")}
+
+
+def rights_of_roles(roles) -> set[str]:
+    found = Permission.objects.filter(group__in=list(roles)).select_related("content_type")
+    return {_label(p) for p in found}
+
+
+def grantable_roles(actor) -> list:
+    """The roles ``actor`` may give: those holding no right the actor lacks."""
+    roles = Group.objects.prefetch_related("permissions__content_type").order_by("name")
+    if actor.is_superuser:
+        return list(roles)
+    mine = rights_of(actor)
+    return [r for r in roles if {_label(p) for p in r.permissions.all()} <= mine]
+
+
+def _refuse_rights_beyond(actor, rights: set[str], what: str) -> None:
+    """Threat: privilege escalation. Nobody grants a right they do not hold themselves."""
+    if actor.is_superuser:
+        return
+    missing = sorted(rights - rights_of(actor))
+    if missing:
+        raise ActionRefused(
+            f"You cannot {what}: it gives rights you do not have yourself "
+            f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''})."
+        )
+
+
+def check_may_manage(actor, person) -> None:
+    """May ``actor`` change ``person``'s roles or access? Not their own, and not someone
+    holding a right the actor lacks (who could otherwise demote or lock out a superior,
+    or give them back rights the actor never had)."""
+    if person.pk == actor.pk:
+        raise ActionRefused(
+            "You cannot change your own roles or access: ask another administrator."
+        )
+    if person.is_superuser and not actor.is_superuser:
+        raise ActionRefused(
+            f"{person.get_username()} is a workspace owner: you cannot change them."
+        )
+    _refuse_rights_beyond(actor, rights_of(person), f"change {person.get_username()}")
 
 
 def _administrators():
@@ -37,6 +97,7 @@ def _administrators():
 def change_password(request, user, new_password: str) -> None:
     """Set a new password (validated), keep this session, end every other one."""
     validate_password(new_password, user)
+    note_revoked(CredentialEvent.PASSWORD_CHANGED, user.pk)
     user.set_password(new_password)
     user.save(update_fields=["password"])
     update_session_auth_hash(request, user)
@@ -59,6 +120,7 @@ def invite_user(request, *, email: str, first_name: str, last_name: str, roles) 
     """Create an inactive-password user and e-mail them a link to set their password."""
     User = get_user_model()
     email = email.strip()
+    _refuse_rights_beyond(request.user, rights_of_roles(roles), "give these roles")
     if User.objects.filter(email__iexact=email).exists():
         raise ActionRefused("A user with this e-mail address already exists.")
     username = email.lower()
@@ -69,14 +131,16 @@ def invite_user(request, *, email: str, first_name: str, last_name: str, roles) 
         user.set_unusable_password()  # nobody knows a password until the invitee sets one
         user.save()
         user.groups.set(roles)
-    link = request.build_absolute_uri(
+    # The tenant's canonical address, never the request's Host header (link poisoning).
+    link = site_url(
+        request.tenant.slug,
         reverse(
             "invitation-accept",
             kwargs={
                 "uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
                 "token": invitation_token_generator.make_token(user),
             },
-        )
+        ),
     )
     send_templated(
         email,
@@ -93,6 +157,10 @@ def set_roles(request, user, roles) -> None:
     after = sorted(r.name for r in roles)
     if before == after:
         return
+    check_may_manage(request.user, user)
+    _refuse_rights_beyond(
+        request.user, rights_of_roles(roles), f"give {user.get_username()} these roles"
+    )
     if ADMINISTRATOR in before and ADMINISTRATOR not in after:
         _keep_an_administrator(user)
     user.groups.set(roles)
@@ -108,10 +176,14 @@ def set_roles(request, user, roles) -> None:
 def set_active(request, user, active: bool) -> None:
     if user.is_active == active:
         return
+    if user.pk == request.user.pk:
+        raise ActionRefused("You cannot deactivate yourself.")
+    check_may_manage(request.user, user)
     if not active:
-        if user.pk == request.user.pk:
-            raise ActionRefused("You cannot deactivate yourself.")
         _keep_an_administrator(user)
+    note_revoked(
+        CredentialEvent.USER_REACTIVATED if active else CredentialEvent.USER_DEACTIVATED, user.pk
+    )
     user.is_active = active
     user.save(update_fields=["is_active"])
     if not active:
@@ -137,6 +209,11 @@ def unlock(request, username: str) -> int:
 
 def save_role(request, form) -> Group:
     created = form.instance.pk is None
+    if not created:
+        _refuse_rights_beyond(request.user, rights_of_roles([form.instance]), "change this role")
+    _refuse_rights_beyond(
+        request.user, {_label(p) for p in form.cleaned_data["permissions"]}, "save this role"
+    )
     role = form.save()
     record(
         "role.created" if created else "role.changed",
@@ -164,6 +241,7 @@ def set_password_by_operator(user, password: str) -> None:
         validate_password(password, user)
     except ValidationError as exc:
         raise ActionRefused(" ".join(exc.messages)) from None
+    note_revoked(CredentialEvent.PASSWORD_CHANGED, user.pk)
     user.set_password(password)
     user.save(update_fields=["password"])
     end_other_sessions(user)

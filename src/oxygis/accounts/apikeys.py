@@ -1,4 +1,10 @@
-"""Personal API keys: ``oxy_<prefix>_<secret>``; only a digest of the secret is kept."""
+"""Personal API keys: ``oxy_<prefix>_<secret>``; only a digest of the secret is kept.
+
+A key acts as its user, so it is held to what the user's sign-in is held to: an
+inactive user's keys stop, and so do the keys of a user the workspace's policy requires
+to use two-factor authentication until they have enrolled (S12). Otherwise a password
+alone, used once to make a key, would outlive the policy.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +16,21 @@ from datetime import timedelta
 from django.utils import timezone
 
 from oxygis.audit.events import record
+from oxygis.tenancy.credentials import note_revoked
+from oxygis.tenancy.models import CredentialEvent
 
-from .models import ApiKey
+from .models import ApiKey, SecurityPolicy
+from .twofactor import has_two_factor
 
 MAX_DAYS = 365
+NEEDS_TWO_FACTOR = (
+    "This key's user must turn on two-factor authentication (the workspace requires it): "
+    "their keys work again once they have."
+)
+
+
+class KeyRefused(Exception):
+    """A genuine key that may not be used now; the message says why, for its holder."""
 
 
 def _digest(secret: str) -> str:
@@ -42,13 +59,20 @@ def create_key(request, *, name: str, scope: str, days: int) -> tuple[ApiKey, st
 
 
 def revoke_key(request, key: ApiKey) -> None:
+    note_revoked(CredentialEvent.APIKEY_REVOKED, key.prefix)
     key.revoked_at = timezone.now()
     key.save(update_fields=["revoked_at"])
     record("apikey.revoked", request=request, target=f"{key.name} ({key.prefix})")
 
 
+def held_back_by_policy(user) -> bool:
+    """Must ``user`` enrol two-factor authentication before their keys work?"""
+    return SecurityPolicy.current().requires_two_factor(user) and not has_two_factor(user)
+
+
 def authenticate_token(token: str) -> ApiKey | None:
-    """The live key for ``token``, or None (unknown, wrong, expired, revoked, inactive)."""
+    """The live key for ``token``, or None (unknown, wrong, expired, revoked, inactive).
+    Raises KeyRefused for a genuine key whose user does not meet the 2FA policy."""
     parts = (token or "").split("_", 2)  # the secret itself may contain "_"
     if len(parts) != 3 or parts[0] != "oxy":
         return None
@@ -58,6 +82,8 @@ def authenticate_token(token: str) -> ApiKey | None:
     now = timezone.now()
     if key.revoked_at or key.expires_at <= now or not key.user.is_active:
         return None
+    if held_back_by_policy(key.user):
+        raise KeyRefused(NEEDS_TWO_FACTOR)
     if key.last_used_at is None or now - key.last_used_at > timedelta(minutes=1):
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
     return key

@@ -6,22 +6,30 @@ from django.contrib.auth.backends import ModelBackend
 from django.db.models import Q
 
 
+def find_account(identifier: str):
+    """The one user that ``identifier`` (a username or an e-mail address, any case)
+    names, or None. Sign-in and the lockout both use it, so that a lockout holds for the
+    account whatever identifier is typed (S12)."""
+    identifier = (identifier or "").strip()
+    if not identifier:
+        return None
+    match = Q(username__iexact=identifier)
+    if "@" in identifier:
+        match |= Q(email__iexact=identifier)
+    users = list(get_user_model()._default_manager.filter(match)[:2])
+    return users[0] if len(users) == 1 else None
+
+
 class UsernameOrEmailBackend(ModelBackend):
     def authenticate(self, request, username=None, password=None, **kwargs):
         if username is None or password is None:
             return None
-        User = get_user_model()
-        identifier = username.strip()
-        match = Q(username__iexact=identifier)
-        if "@" in identifier:
-            match |= Q(email__iexact=identifier)
-        users = list(User._default_manager.filter(match)[:2])
-        if len(users) != 1:
+        user = find_account(username)
+        if user is None:
             # Run the hasher anyway so that an unknown name costs what a wrong password
             # costs (no user enumeration by timing).
-            User().set_password(password)
+            get_user_model()().set_password(password)
             return None
-        user = users[0]
         if user.check_password(password) and self.user_can_authenticate(user):
             return user
         return None

@@ -1,9 +1,16 @@
 from django import forms
-from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm, PasswordResetForm
 from django.contrib.auth.models import Group, Permission
 
+from oxygis.core import limiter
+from oxygis.core.text import validate_single_line
+from oxygis.tenancy.context import current_tenant
+from oxygis.tenancy.hosts import site_url
+
+from .actions import grantable_roles, rights_as_permissions
 from .models import SecurityPolicy
 from .roles import ADMIN_APPS, BUILTIN_ROLES
+from .sudo import confirm_password
 
 
 class SignInForm(AuthenticationForm):
@@ -42,21 +49,23 @@ class EmailChangeForm(forms.Form):
 
 
 class RolesForm(forms.Form):
-    """A form with a choice among the roles of the bound database."""
+    """A choice among the roles of the bound database that ``actor`` may give (S13):
+    none holding a right the actor lacks. (The actions check it again.)"""
 
     roles = forms.ModelMultipleChoiceField(
         queryset=Group.objects.none(), widget=forms.CheckboxSelectMultiple, required=False
     )
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, actor, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["roles"].queryset = Group.objects.order_by("name")
+        allowed = [r.pk for r in grantable_roles(actor)]
+        self.fields["roles"].queryset = Group.objects.filter(pk__in=allowed).order_by("name")
 
 
 class InviteForm(RolesForm):
     email = forms.EmailField()
-    first_name = forms.CharField(max_length=150, required=False)
-    last_name = forms.CharField(max_length=150, required=False)
+    first_name = forms.CharField(max_length=150, required=False, validators=[validate_single_line])
+    last_name = forms.CharField(max_length=150, required=False, validators=[validate_single_line])
     field_order = ["email", "first_name", "last_name", "roles"]
 
 
@@ -73,16 +82,19 @@ class RoleForm(forms.ModelForm):
         model = Group
         fields = ["name", "permissions"]
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, actor, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["permissions"].queryset = (
-            Permission.objects.filter(content_type__app_label__in=ADMIN_APPS)
-            .select_related("content_type")
-            .order_by("content_type__app_label", "codename")
+        offered = Permission.objects.filter(content_type__app_label__in=ADMIN_APPS)
+        if not actor.is_superuser:
+            # Only rights the editor holds are offered (S13); the action checks it too.
+            offered = offered.filter(pk__in=[p.pk for p in rights_as_permissions(actor)])
+        self.fields["permissions"].queryset = offered.select_related("content_type").order_by(
+            "content_type__app_label", "codename"
         )
 
     def clean_name(self):
         name = self.cleaned_data["name"].strip()
+        validate_single_line(name)
         if name in BUILTIN_ROLES and (self.instance.pk is None or self.instance.name != name):
             raise forms.ValidationError("This is the name of a built-in role.")
         return name
@@ -95,6 +107,61 @@ class PolicyForm(forms.ModelForm):
 
 
 class ApiKeyForm(forms.Form):
-    name = forms.CharField(max_length=100, help_text="What this key is for, e.g. 'ERP sync'.")
+    name = forms.CharField(
+        max_length=100,
+        help_text="What this key is for, e.g. 'ERP sync'.",
+        validators=[validate_single_line],
+    )
     scope = forms.ChoiceField(choices=[("read", "Read only"), ("read-write", "Read and write")])
     days = forms.IntegerField(label="Valid for (days)", min_value=1, max_value=365, initial=90)
+
+
+class OwnPasswordChangeForm(PasswordChangeForm):
+    """The current password is checked as a sign-in is: failures count toward the
+    account's lockout (S12)."""
+
+    def __init__(self, request, *args, **kwargs):
+        self.request = request
+        super().__init__(request.user, *args, **kwargs)
+
+    def clean_old_password(self):
+        old = self.cleaned_data["old_password"]
+        if not confirm_password(self.request, old):
+            raise forms.ValidationError(
+                self.error_messages["password_incorrect"], code="password_incorrect"
+            )
+        return old
+
+
+class ResetRequestForm(PasswordResetForm):
+    """Django's reset form, with links to the tenant's canonical address and a budget of
+    e-mails per recipient: asking twelve times sends three messages, not twelve (the
+    page answers the same either way)."""
+
+    def save(self, **kwargs):
+        # Never the request's Host header, which the requester chooses (link poisoning).
+        kwargs["domain_override"] = site_url(current_tenant().slug, "").removeprefix("https://")
+        kwargs["use_https"] = True
+        return super().save(**kwargs)
+
+    def send_mail(
+        self,
+        subject_template_name,
+        email_template_name,
+        context,
+        from_email,
+        to_email,
+        html_email_template_name=None,
+    ):
+        try:
+            limiter.take(limiter.RESET_MAILS, f"{current_tenant().id.hex}:{to_email.lower()}")
+        except limiter.RateLimited:
+            return  # enough links are on their way; say nothing that differs
+        super().send_mail(
+            subject_template_name,
+            email_template_name,
+            context,
+            from_email,
+            to_email,
+            html_email_template_name,
+        )

@@ -4,6 +4,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Lower
 
+from oxygis.core.text import validate_single_line
+
 POLICY_MIN_LENGTH = 10  # the whitepaper's floor (C13): a tenant may only raise it
 
 
@@ -15,6 +17,13 @@ class User(AbstractUser):
 
     # A PBKDF2-SHA512 hash is 132 characters: more than Django's default 128.
     password = models.CharField("password", max_length=256)
+    # Names go into e-mail headers and pages: one line each.
+    first_name = models.CharField(
+        "first name", max_length=150, blank=True, validators=[validate_single_line]
+    )
+    last_name = models.CharField(
+        "last name", max_length=150, blank=True, validators=[validate_single_line]
+    )
 
     class Meta:
         db_table = "accounts_user"
@@ -89,8 +98,8 @@ class UserSession(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="browser_sessions"
     )
-    session_key = models.CharField(max_length=40, unique=True)
-    user_agent = models.CharField(max_length=300, blank=True)
+    session_key = models.CharField(max_length=40, unique=True, editable=False)
+    user_agent = models.CharField(max_length=300, blank=True, editable=False)
     ip = models.GenericIPAddressField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_seen = models.DateTimeField(auto_now_add=True)
@@ -112,9 +121,9 @@ class ApiKey(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys"
     )
-    name = models.CharField(max_length=100)
-    prefix = models.CharField(max_length=16, unique=True)  # public part, to find the key
-    digest = models.CharField(max_length=64)  # sha256 of the secret part, hex
+    name = models.CharField(max_length=100, validators=[validate_single_line])
+    prefix = models.CharField(max_length=16, unique=True, editable=False)  # to find the key
+    digest = models.CharField(max_length=64, editable=False)  # sha256 of the secret, hex
     scope = models.CharField(max_length=10, choices=SCOPES, default=READ)
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()

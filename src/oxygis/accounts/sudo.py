@@ -13,6 +13,7 @@ from functools import wraps
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.contrib.auth import authenticate
 from django.shortcuts import redirect
 
 AUTH_AT = "oxygis_auth_at"
@@ -24,6 +25,14 @@ def mark_authenticated(request) -> None:
 
 def recently_authenticated(request) -> bool:
     return time.time() - request.session.get(AUTH_AT, 0) <= settings.SUDO_TIMEOUT
+
+
+def confirm_password(request, password: str) -> bool:
+    """Is ``password`` the signed-in user's? Checked as a sign-in is (S12): a failure
+    counts toward the account's lockout (django-axes), and a locked-out account is
+    refused even with the right password, so a session cannot be used to guess."""
+    user = authenticate(request, username=request.user.get_username(), password=password)
+    return user is not None and user.pk == request.user.pk
 
 
 def sudo_required(view):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import secrets
 
 import segno
@@ -11,6 +12,8 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from oxygis.audit.events import record
+from oxygis.tenancy.credentials import note_revoked
+from oxygis.tenancy.models import CredentialEvent
 
 RECOVERY_CODES = 10
 _RECOVERY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no look-alikes
@@ -20,11 +23,22 @@ def has_two_factor(user) -> bool:
     return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
 
 
-def pending_device(user) -> TOTPDevice:
-    """The unconfirmed device being enrolled (one at a time), created on first call."""
-    device = TOTPDevice.objects.filter(user=user, confirmed=False).first()
+PENDING_DEVICE = "oxygis_pending_totp"
+
+
+def pending_device(request) -> TOTPDevice:
+    """The unconfirmed device this session is enrolling, created on first call.
+
+    Bound to the session that started the enrolment (S12): another session of the same
+    user, say one opened with a stolen password, never sees that secret; it would start
+    (and see) its own, which the victim's app does not hold."""
+    user = request.user
+    device = TOTPDevice.objects.filter(
+        pk=request.session.get(PENDING_DEVICE), user=user, confirmed=False
+    ).first()
     if device is None:
         device = TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=False)
+        request.session[PENDING_DEVICE] = device.pk
     return device
 
 
@@ -70,9 +84,20 @@ def confirm_enrolment(request, device: TOTPDevice, code: str) -> list[str] | Non
     device.confirmed = True
     device.save(update_fields=["confirmed"])
     TOTPDevice.objects.filter(user=device.user, confirmed=False).delete()
+    request.session.pop(PENDING_DEVICE, None)
     codes = new_recovery_codes(device.user)
     record("twofactor.enrolled", request=request, target=device.user.get_username())
     return codes
+
+
+# Recovery codes are shown in lower case; a password must hold an upper-case letter.
+_CODE = re.compile(r"^(\d{6}|[a-z2-9]{5}-?[a-z2-9]{5})$")
+
+
+def looks_like_a_code(text: str) -> bool:
+    """A TOTP code or a recovery code, as opposed to a password (which the policy says
+    holds an upper-case letter, a lower-case one, a digit and a special character)."""
+    return bool(_CODE.match(text.replace(" ", "")))
 
 
 def verify_second_factor(request, user, code: str):
@@ -96,6 +121,7 @@ def verify_second_factor(request, user, code: str):
 
 
 def remove_two_factor(request, user) -> None:
+    note_revoked(CredentialEvent.TWOFACTOR_REMOVED, user.pk)
     TOTPDevice.objects.filter(user=user).delete()
     StaticDevice.objects.filter(user=user).delete()
     record("twofactor.removed", request=request, target=user.get_username())

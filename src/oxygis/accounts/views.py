@@ -7,13 +7,13 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth import views as auth_views
-from django.contrib.auth.decorators import permission_required
-from django.contrib.auth.forms import PasswordChangeForm
+from django.contrib.auth.decorators import login_not_required, permission_required
 from django.contrib.auth.models import Group
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse, reverse_lazy
+from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
@@ -22,6 +22,10 @@ from django_otp.plugins.otp_static.models import StaticToken
 
 from oxygis.audit.events import ACTIONS, record
 from oxygis.audit.models import AuditEvent
+from oxygis.core import limiter
+from oxygis.core.limiter import guards_secrets, secret_was_right
+from oxygis.tenancy.credentials import note_revoked
+from oxygis.tenancy.models import CredentialEvent
 
 from . import actions, twofactor
 from .apikeys import create_key, revoke_key
@@ -30,8 +34,10 @@ from .forms import (
     CodeForm,
     EmailChangeForm,
     InviteForm,
+    OwnPasswordChangeForm,
     PolicyForm,
     ReauthForm,
+    ResetRequestForm,
     RoleForm,
     SignInForm,
     UserEditForm,
@@ -39,8 +45,8 @@ from .forms import (
 from .models import ApiKey, SecurityPolicy, UserSession
 from .roles import BUILTIN_ROLES
 from .sessions import describe_browser, end_other_sessions, end_session
-from .sudo import mark_authenticated, sudo_required
-from .tokens import invitation_token_generator
+from .sudo import confirm_password, mark_authenticated, sudo_required
+from .tokens import invitation_token_generator, reset_token_generator
 
 
 def _next_url(request, default: str = "/") -> str:
@@ -56,12 +62,18 @@ def _no_store(response):
 
 
 # --- sign-in ------------------------------------------------------------------------
+@method_decorator(guards_secrets, name="dispatch")
 class SignInView(auth_views.LoginView):
     form_class = SignInForm
     template_name = "registration/login.html"
 
+    def form_valid(self, form):
+        secret_was_right(self.request)
+        return super().form_valid(form)
+
 
 @never_cache
+@guards_secrets
 def twofactor_verify(request):
     """Second step of sign-in: a TOTP or recovery code."""
     if request.user.is_verified():
@@ -70,6 +82,7 @@ def twofactor_verify(request):
     if request.method == "POST" and form.is_valid():
         device = twofactor.verify_second_factor(request, request.user, form.cleaned_data["code"])
         if device is not None:
+            secret_was_right(request)
             otp_login(request, device)
             mark_authenticated(request)
             return redirect(_next_url(request))
@@ -83,7 +96,7 @@ def twofactor_setup(request):
     """Enrol an authenticator app: scan the QR code (or type the secret), then confirm."""
     if twofactor.has_two_factor(request.user):
         return redirect("security")
-    device = twofactor.pending_device(request.user)
+    device = twofactor.pending_device(request)
     form = CodeForm(request.POST or None)
     form.fields["code"].help_text = "The 6-digit code your app shows now."
     if request.method == "POST" and form.is_valid():
@@ -102,11 +115,13 @@ def twofactor_setup(request):
 
 
 @never_cache
+@sudo_required
 def twofactor_qr(request):
-    """The QR code of the device being enrolled, as an SVG image (the CSP allows 'self')."""
+    """The QR code of the device this session is enrolling, as an SVG image (the CSP
+    allows 'self'): like the setup page, only to a recent sign-in, of this session."""
     if twofactor.has_two_factor(request.user):
         raise Http404
-    svg = twofactor.qr_svg(twofactor.pending_device(request.user))
+    svg = twofactor.qr_svg(twofactor.pending_device(request))
     return _no_store(HttpResponse(svg, content_type="image/svg+xml"))
 
 
@@ -132,17 +147,20 @@ def twofactor_remove(request):
 
 
 @never_cache
+@guards_secrets
 def reauth(request):
-    """Confirm it is still you: the password, or a 2FA code."""
+    """Confirm it is still you: the password, or a 2FA code. Each wrong answer counts as a
+    failed sign-in (lockout) and costs the address a token of the shared limiter (S12)."""
     form = ReauthForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         secret = form.cleaned_data["secret"]
         user = request.user
-        ok = user.check_password(secret) or (
-            twofactor.has_two_factor(user)
-            and twofactor.verify_second_factor(request, user, secret) is not None
-        )
+        if twofactor.has_two_factor(user) and twofactor.looks_like_a_code(secret):
+            ok = twofactor.verify_second_factor(request, user, secret) is not None
+        else:
+            ok = confirm_password(request, secret)
         if ok:
+            secret_was_right(request)
             mark_authenticated(request)
             return redirect(_next_url(request, reverse("security")))
         form.add_error("secret", "That is not your password or a valid code.")
@@ -171,10 +189,13 @@ def security(request):
 
 
 @never_cache
+@guards_secrets
 def password_change(request):
-    """Always asks for the current password (stricter than the 10-minute sudo rule)."""
-    form = PasswordChangeForm(request.user, request.POST or None)
+    """Always asks for the current password (stricter than the 10-minute sudo rule),
+    checked as a sign-in is (lockout, shared limiter)."""
+    form = OwnPasswordChangeForm(request, request.POST or None)
     if request.method == "POST" and form.is_valid():
+        secret_was_right(request)
         actions.change_password(request, request.user, form.cleaned_data["new_password1"])
         mark_authenticated(request)
         messages.success(request, "Password changed. Your other sessions were ended.")
@@ -219,7 +240,10 @@ def sessions_end_others(request):
 # --- password reset and invitations -------------------------------------------------
 # Anonymous by design (the user cannot sign in yet): Django marks these auth views
 # login_not_required, and the subclasses inherit it.
+@method_decorator(guards_secrets, name="dispatch")
 class PasswordResetView(auth_views.PasswordResetView):
+    form_class = ResetRequestForm
+    token_generator = reset_token_generator
     template_name = "registration/password_reset_form.html"
     email_template_name = "registration/password_reset_email.txt"
     html_email_template_name = "registration/password_reset_email.html"
@@ -239,9 +263,25 @@ class PasswordResetView(auth_views.PasswordResetView):
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     template_name = "registration/password_reset_confirm.html"
     success_url = reverse_lazy("password_reset_complete")
+    token_generator = reset_token_generator
     audit_action = "password.reset"
 
+    @method_decorator(login_not_required)  # anonymous by design, as Django's own view
+    def dispatch(self, *args, **kwargs):
+        # The link's token is a secret: an address that guessed too much is refused
+        # before it is checked, and each link that does not work costs it a token.
+        address = limiter.client_address(self.request)
+        try:
+            limiter.check(limiter.SECRET_CHECKS, address)
+            response = super().dispatch(*args, **kwargs)
+            if not self.validlink:
+                limiter.take(limiter.SECRET_CHECKS, address)
+        except limiter.RateLimited as exc:
+            return limiter.limited_response(self.request, exc)
+        return response
+
     def form_valid(self, form):
+        note_revoked(CredentialEvent.PASSWORD_CHANGED, self.user.pk)
         response = super().form_valid(form)
         # A reset ends every session of the account, wherever it was opened.
         end_other_sessions(self.user)
@@ -284,7 +324,7 @@ def users(request):
 
 @permission_required("accounts.manage_users", raise_exception=True)
 def user_invite(request):
-    form = InviteForm(request.POST or None)
+    form = InviteForm(request.POST or None, actor=request.user)
     if request.method == "POST" and form.is_valid():
         try:
             user = actions.invite_user(request, **form.cleaned_data)
@@ -299,8 +339,15 @@ def user_invite(request):
 @permission_required("accounts.manage_users", raise_exception=True)
 def user_edit(request, user_id: int):
     person = get_object_or_404(get_user_model(), pk=user_id)
+    try:
+        actions.check_may_manage(request.user, person)
+    except actions.ActionRefused as exc:
+        # No form for what cannot be done: yourself, or someone with rights you lack.
+        status = 403 if request.method == "POST" else 200
+        context = {"person": person, "refused": str(exc)}
+        return render(request, "accounts/user_edit.html", context, status=status)
     initial = {"roles": person.groups.all(), "is_active": person.is_active}
-    form = UserEditForm(request.POST or None, initial=initial)
+    form = UserEditForm(request.POST or None, initial=initial, actor=request.user)
     if request.method == "POST" and form.is_valid():
         try:
             actions.set_roles(request, person, form.cleaned_data["roles"])
@@ -336,11 +383,15 @@ def role_edit(request, role_id: int | None = None):
     if role is not None and role.name in BUILTIN_ROLES:
         messages.error(request, "Built-in roles cannot be changed; create a custom role.")
         return redirect("roles")
-    form = RoleForm(request.POST or None, instance=role)
+    form = RoleForm(request.POST or None, instance=role, actor=request.user)
     if request.method == "POST" and form.is_valid():
-        actions.save_role(request, form)
-        messages.success(request, "Role saved.")
-        return redirect("roles")
+        try:
+            actions.save_role(request, form)
+        except actions.ActionRefused as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, "Role saved.")
+            return redirect("roles")
     title = f"Role {role.name}" if role else "New role"
     return render(request, "web/form_page.html", {"form": form, "title": title})
 
@@ -372,9 +423,13 @@ def api_keys(request):
         _, token = create_key(request, **form.cleaned_data)
         form = ApiKeyForm()
     keys = ApiKey.objects.filter(user=request.user)
-    return _no_store(
-        render(request, "accounts/api_keys.html", {"form": form, "token": token, "keys": keys})
-    )
+    context = {
+        "form": form,
+        "token": token,
+        "keys": keys,
+        "two_factor_required": SecurityPolicy.current().requires_two_factor(request.user),
+    }
+    return _no_store(render(request, "accounts/api_keys.html", context))
 
 
 @require_POST

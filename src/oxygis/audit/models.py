@@ -9,10 +9,10 @@ class AuditEvent(models.Model):
     """
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
-    action = models.CharField(max_length=64, db_index=True)
+    action = models.CharField(max_length=64, db_index=True, editable=False)
     actor_id = models.BigIntegerField(null=True, blank=True)
-    actor = models.CharField(max_length=200, blank=True)  # name at the time of the event
-    target = models.CharField(max_length=200, blank=True)
+    actor = models.CharField(max_length=200, blank=True, editable=False)  # name then
+    target = models.CharField(max_length=200, blank=True, editable=False)
     ip = models.GenericIPAddressField(null=True, blank=True)
     details = models.JSONField(default=dict, blank=True)
 

@@ -13,6 +13,7 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from oxygis.core.text import header_safe
 from oxygis.tenancy.context import CATALOG
 
 from .models import Alert
@@ -35,7 +36,7 @@ def raise_alert(key: str, message: str) -> Alert:
     if settings.OPS_EMAIL:
         try:
             send_mail(
-                f"[Oxygis alert] {message[:150]}",
+                header_safe(f"[Oxygis alert] {message[:150]}"),
                 f"{message}\n\nAlert key: {key}\nRaised at: {now:%Y-%m-%d %H:%M:%S} UTC\n",
                 settings.DEFAULT_FROM_EMAIL,
                 [settings.OPS_EMAIL],

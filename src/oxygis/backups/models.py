@@ -31,21 +31,25 @@ class Backup(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     # "catalog", or the tenant's id in hex: stable even if the tenant is renamed or dropped.
-    target = models.CharField(max_length=40, db_index=True)
+    target = models.CharField(max_length=40, db_index=True, editable=False)
     tenant = models.ForeignKey(
         "tenancy.Tenant", null=True, blank=True, on_delete=models.SET_NULL, related_name="backups"
     )
-    label = models.CharField(max_length=60)  # the tenant's slug (or "catalog") at the time
-    engine = models.CharField(max_length=20)
-    database = models.CharField(max_length=1024)  # database name, or file path
+    label = models.CharField(
+        max_length=60, editable=False
+    )  # the tenant's slug (or "catalog") at the time
+    engine = models.CharField(max_length=20, editable=False)
+    database = models.CharField(max_length=1024, editable=False)  # database name, or file path
     state = models.CharField(max_length=10, choices=STATES, default=RUNNING, db_index=True)
     scheduled = models.BooleanField(default=False)
     started_at = models.DateTimeField(default=timezone.now, db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    worker = models.CharField(max_length=200, blank=True)  # host:pid:nonce that ran it
+    worker = models.CharField(
+        max_length=200, blank=True, editable=False
+    )  # host:pid:nonce that ran it
     dump_bytes = models.BigIntegerField(default=0)  # the plain dump, before compression
     stored_bytes = models.BigIntegerField(default=0)  # what each site holds
-    sha256 = models.CharField(max_length=64, blank=True)  # of what each site holds
+    sha256 = models.CharField(max_length=64, blank=True, editable=False)  # of what each site holds
     manifest = models.JSONField(default=dict, blank=True)  # the signed document
     error = models.TextField(blank=True)
 
@@ -86,7 +90,7 @@ class BackupCopy(models.Model):
     ]
 
     backup = models.ForeignKey(Backup, on_delete=models.CASCADE, related_name="copies")
-    site = models.CharField(max_length=500)  # the site's URL without credentials
+    site = models.CharField(max_length=500, editable=False)  # the site's URL without credentials
     state = models.CharField(max_length=10, choices=STATES, default=PENDING)
     verified_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
@@ -108,8 +112,8 @@ class Lease(models.Model):
     runs. A process killed mid-work stops renewing, and its lease lapses.
     """
 
-    target = models.CharField(max_length=40, unique=True)
-    holder = models.CharField(max_length=200)
+    target = models.CharField(max_length=40, unique=True, editable=False)
+    holder = models.CharField(max_length=200, editable=False)
     expires_at = models.DateTimeField()
 
     def __str__(self) -> str:
@@ -131,13 +135,19 @@ class Restore(models.Model):
     )
     mode = models.CharField(max_length=20, choices=MODES)
     state = models.CharField(max_length=10, choices=STATES, default=QUEUED, db_index=True)
-    requested_by = models.CharField(max_length=200)  # "operator" or "<user> at <slug>"
+    requested_by = models.CharField(
+        max_length=200, editable=False
+    )  # "operator" or "<user> at <slug>"
     requested_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    new_slug = models.CharField(max_length=60, blank=True)  # side by side: the new tenant
-    previous_database = models.CharField(max_length=255, blank=True)  # live: kept for rollback
-    site = models.CharField(max_length=500, blank=True)  # the copy it was read from
+    new_slug = models.CharField(
+        max_length=60, blank=True, editable=False
+    )  # side by side: the new tenant
+    previous_database = models.CharField(
+        max_length=255, blank=True, editable=False
+    )  # live: kept for rollback
+    site = models.CharField(max_length=500, blank=True, editable=False)  # the copy it was read from
     detail = models.TextField(blank=True)
 
     class Meta:
@@ -150,7 +160,7 @@ class Restore(models.Model):
 class Alert(models.Model):
     """Something an operator must look at (C8). Open until its condition clears."""
 
-    key = models.CharField(max_length=200, db_index=True)  # one open alert per key
+    key = models.CharField(max_length=200, db_index=True, editable=False)  # one open alert per key
     message = models.TextField()
     raised_at = models.DateTimeField(default=timezone.now)
     last_seen_at = models.DateTimeField(default=timezone.now)

@@ -32,6 +32,7 @@ from oxygis.tenancy.provisioning import (
 )
 
 from . import alerts
+from .credentials import distrust
 from .dumps import DatabaseRef, inspect, restore_sink
 from .errors import BackupError
 from .keys import configured_keys, fingerprint
@@ -261,6 +262,8 @@ def _side_by_side(restore: Restore, *, sites, keys, progress) -> str:
         restore.site = site
         check_restored(ref, manifest)
         _migrate(entry)
+        # A new workspace: no session, key or link of the original is valid in it.
+        forgotten = distrust(entry, source, backup.started_at, fresh_copy=True)
         tenant.state = Tenant.ACTIVE
         tenant.save(update_fields=["state", "updated_at"])
     except BaseException:
@@ -270,6 +273,7 @@ def _side_by_side(restore: Restore, *, sites, keys, progress) -> str:
         "backup": backup.short_id,
         "taken": backup.started_at.isoformat(),
         "new_tenant": tenant.slug,
+        "revoked": forgotten,
     }
     with tenant_context(tenant):
         record(
@@ -319,7 +323,7 @@ def _live(restore: Restore, *, sites, keys, progress) -> str:
         except BaseException:
             discard()
             raise
-        _swap(tenant, engine, replacement, previous)
+        forgotten = _swap(tenant, engine, replacement, previous, since=backup.started_at)
     restore.previous_database = previous
     with tenant_context(tenant):
         record(
@@ -329,21 +333,30 @@ def _live(restore: Restore, *, sites, keys, progress) -> str:
             backup=backup.short_id,
             taken=backup.started_at.isoformat(),
             previous_database=previous,
+            revoked=forgotten,
         )
     forget_tenant_database(tenant)
     return f"live database replaced from {site}; the previous one is kept as {previous}"
 
 
-def _swap(tenant: Tenant, engine, replacement: str, previous: str) -> None:
+def _swap(tenant: Tenant, engine, replacement: str, previous: str, *, since) -> dict:
     """Put ``replacement`` in place of the tenant's database, keeping the old one as
-    ``previous``; the tenant answers 503 for the moment it takes."""
+    ``previous``; the tenant answers 503 for the moment it takes.
+
+    Before it is served again, the database now in place forgets every credential that
+    ended after ``since`` (its own point in time); if that fails the tenant stays
+    suspended (fail closed) and the error is raised."""
     state_before = tenant.state
     Tenant.objects.filter(pk=tenant.pk).update(state=Tenant.SUSPENDED)
     try:
         forget_tenant_database(tenant)
         engine.swap_databases(tenant, replacement, previous)
-    finally:
+    except BaseException:
         Tenant.objects.filter(pk=tenant.pk).update(state=state_before)
+        raise
+    forgotten = distrust(engine.tenant_entry(tenant), tenant, since, fresh_copy=False)
+    Tenant.objects.filter(pk=tenant.pk).update(state=state_before)
+    return forgotten
 
 
 def roll_back(run: Restore, requested_by: str) -> str:
@@ -357,7 +370,8 @@ def roll_back(run: Restore, requested_by: str) -> str:
     engine = engine_for(tenant.database_server)
     kept = f"{tenant.db_name}_p{secrets.token_hex(4)}"
     with LeaseGuard(tenant.id.hex, f"a backup or restore of tenant {tenant.slug}"):
-        _swap(tenant, engine, run.previous_database, kept)
+        # What was revoked while the restored database was live must stay revoked.
+        forgotten = _swap(tenant, engine, run.previous_database, kept, since=run.started_at)
     restored_from = run.previous_database
     Restore.objects.filter(pk=run.pk).update(
         previous_database="", detail=f"{run.detail}; rolled back, restored data kept as {kept}"
@@ -369,6 +383,7 @@ def roll_back(run: Restore, requested_by: str) -> str:
             by=requested_by,
             backup=run.backup.short_id,
             kept_database=kept,
+            revoked=forgotten,
         )
     forget_tenant_database(tenant)
     return (

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 
 from oxygis.accounts.sudo import recently_authenticated, sudo_required
 from oxygis.audit.events import record
-from oxygis.tenancy.hosts import tenant_host
+from oxygis.tenancy.hosts import site_url, tenant_host
 
 from .errors import BackupError
 from .models import Backup, BackupCopy, Restore
@@ -32,6 +32,7 @@ def backups(request):
     restores = list(Restore.objects.filter(backup__target=target).select_related("backup")[:10])
     for run in restores:
         run.host = tenant_host(run.new_slug) if run.new_slug else ""
+        run.url = site_url(run.new_slug) if run.new_slug else ""
     return render(
         request,
         "backups/backups.html",

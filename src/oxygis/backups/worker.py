@@ -14,7 +14,9 @@ from datetime import datetime, timedelta
 from django.db import close_old_connections
 from django.utils import timezone
 
-from . import monitor, restore
+from oxygis.core import limiter
+
+from . import credentials, monitor, restore
 from .keys import configured_keys
 from .leases import LeaseHeld
 from .models import Backup, Restore
@@ -99,6 +101,8 @@ class Worker:
         self._step("re-verify", monitor.reverify_oldest, sites, self.keys, now)
         if self.restore_tests and monitor.restore_test_due(now):
             self._step("restore test", monitor.run_restore_tests, sites, self.keys)
+        self._step("limiter buckets", limiter.prune, now)
+        self._step("credential events", credentials.prune_events, now)
         close_old_connections()
 
     def run_queued_restores(self, sites=None) -> list[Restore]:

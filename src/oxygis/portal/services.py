@@ -1,9 +1,11 @@
 """Sending an order by e-mail and opening it from the link (S9).
 
-The link carries, signed with the service key, the tenant, the order and a 192-bit
-random token; only the token's SHA-256 digest is stored. It opens one order, on its own
-tenant's host, until it expires (a tenant setting, 30 days by default), is replaced by
-a new sending, is revoked, or the order is cancelled by the seller.
+The link carries, signed with the service key and the tenant's own salt, the tenant, the
+order and a 192-bit random token; only the token's SHA-256 digest is stored. It opens one
+order, on its own tenant's host, for the customer it was sent to, until it expires (a
+tenant setting, 30 days by default), is replaced by a new sending, is revoked, or the
+order is cancelled or given to another customer. Every answer is judged on the order as
+it is at that moment: sent, to that customer, with lines.
 """
 
 import hashlib
@@ -14,20 +16,29 @@ from urllib.parse import urlencode
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.dispatch import receiver
 from django.urls import reverse
 from django.utils import timezone
 
 from oxygis.accounts.models import SecurityPolicy
 from oxygis.audit.events import record
+from oxygis.core import limiter
+from oxygis.core.mail import send_templated
 from oxygis.sales import services as sales
 from oxygis.sales.models import IllegalTransition, Order
-from oxygis.web.mail import send_templated
+from oxygis.sales.signals import order_cancelled, order_customer_changed
+from oxygis.tenancy.credentials import note_revoked, signing_salt
+from oxygis.tenancy.hosts import site_url
+from oxygis.tenancy.models import CredentialEvent
 
-from .models import OrderLink, PortalFailure
+from .models import OrderLink
 
 SALT = "oxygis.portal.order-link"
 MAX_AGE = timedelta(days=366)  # the stored expiry, shorter, is the one that counts
-GUESSES_PER_WINDOW, WINDOW = 20, timedelta(minutes=10)
+
+
+class PortalRefused(Exception):
+    """The customer's answer cannot be taken; the message is for them."""
 
 
 def _digest(token: str) -> str:
@@ -44,12 +55,20 @@ def send_order(request, order: Order) -> OrderLink:
     customer = order.customer
     if not customer.email:
         raise ValidationError(f"{customer.name} has no e-mail address")
+    try:
+        limiter.take(limiter.ORDER_MAILS, f"{request.tenant.id.hex}:{order.pk}")
+    except limiter.RateLimited as exc:
+        raise ValidationError(
+            f"{order.number} was sent too often in the last hour: try again in "
+            f"{exc.retry_after // 60 + 1} minutes."
+        ) from None
     token = secrets.token_urlsafe(24)
     now = timezone.now()
     with transaction.atomic(using=Order.objects.db):
-        _revoke(order, now)
+        _revoke(OrderLink.objects.filter(order_id=order.pk), now)
         link = OrderLink.objects.create(
             order_id=order.pk,
+            customer_id=customer.pk,
             token_digest=_digest(token),
             sent_to=customer.email,
             expires_at=now + timedelta(days=SecurityPolicy.current().portal_link_days),
@@ -57,9 +76,11 @@ def send_order(request, order: Order) -> OrderLink:
         if order.state == Order.DRAFT:
             sales.mark_sent(order)
     signed = signing.dumps(
-        {"tenant": str(request.tenant.id), "order": order.pk, "token": token}, salt=SALT
+        {"tenant": str(request.tenant.id), "order": order.pk, "token": token},
+        salt=signing_salt(SALT),
     )
-    url = request.build_absolute_uri(reverse("portal-order")) + "?" + urlencode({"t": signed})
+    # The canonical address, never the request's Host (link poisoning).
+    url = site_url(request.tenant.slug, reverse("portal-order")) + "?" + urlencode({"t": signed})
     send_templated(
         customer.email,
         f"Quotation {order.number} from {request.tenant.name}",
@@ -70,29 +91,40 @@ def send_order(request, order: Order) -> OrderLink:
     return link
 
 
-def _revoke(order: Order, now) -> int:
-    return OrderLink.objects.filter(order_id=order.pk, revoked_at__isnull=True).update(
-        revoked_at=now
-    )
+def _revoke(links, now) -> int:
+    """Revoke ``links`` (a queryset), noting each in the catalog for later restores."""
+    live = list(links.filter(revoked_at__isnull=True).values_list("pk", "token_digest"))
+    for _, digest in live:
+        note_revoked(CredentialEvent.LINK_REVOKED, digest)
+    return OrderLink.objects.filter(pk__in=[pk for pk, _ in live]).update(revoked_at=now)
 
 
 def revoke_links(request, order: Order) -> int:
     order.authorize("change")
-    count = _revoke(order, timezone.now())
+    count = _revoke(OrderLink.objects.filter(order_id=order.pk), timezone.now())
     record("portal.revoked", request=request, target=order.number, count=count)
     return count
 
 
-def too_many_failures(ip: str | None) -> bool:
-    since = timezone.now() - WINDOW
-    return PortalFailure.objects.filter(ip=ip, at__gte=since).count() >= GUESSES_PER_WINDOW
+@receiver(order_cancelled, dispatch_uid="oxygis.portal.cancelled")
+def _links_die_with_a_cancel(sender, order, **kwargs):
+    # Answered links stay readable (the customer sees their answer); the others die, so
+    # that setting the order back to a quotation does not revive them.
+    _revoke(OrderLink.objects.filter(order_id=order.pk, response=""), timezone.now())
+
+
+@receiver(order_customer_changed, dispatch_uid="oxygis.portal.customer-changed")
+def _links_die_with_a_new_customer(sender, order, **kwargs):
+    _revoke(OrderLink.objects.filter(order_id=order.pk), timezone.now())
 
 
 def open_link(request, signed: str) -> OrderLink | None:
-    """The live link behind ``signed`` for this tenant, or None (and a failure noted)."""
+    """The live link behind ``signed`` for this tenant, or None.
+
+    Each failure costs the client address a token of the shared limiter (guessing)."""
     link = None
     try:
-        data = signing.loads(signed or "", salt=SALT, max_age=MAX_AGE)
+        data = signing.loads(signed or "", salt=signing_salt(SALT), max_age=MAX_AGE)
         if data.get("tenant") == str(request.tenant.id):
             link = OrderLink.objects.filter(
                 order_id=int(data["order"]), token_digest=_digest(str(data["token"]))
@@ -100,22 +132,42 @@ def open_link(request, signed: str) -> OrderLink | None:
     except (signing.BadSignature, KeyError, TypeError, ValueError):
         link = None
     if link is None or link.revoked_at or link.expires_at <= timezone.now():
-        PortalFailure.objects.create(ip=request.META.get("REMOTE_ADDR") or None)
+        limiter.take(limiter.SECRET_CHECKS, limiter.client_address(request))
         return None
     return link
+
+
+def refusal(link: OrderLink, order: Order, *, confirm: bool) -> str | None:
+    """Why the customer may not answer ``order`` through ``link`` now, or None."""
+    if order.customer_id != link.customer_id:
+        return "This quotation is no longer addressed to you."
+    if order.state == Order.CONFIRMED:
+        return "This order is already confirmed."
+    if order.state == Order.CANCELLED:
+        return "This quotation was withdrawn."
+    if order.state != Order.SENT:
+        return "This quotation is being revised by the seller: it will be sent to you again."
+    if confirm and not order.lines.exists():
+        return "This quotation has no lines to accept."
+    return None
 
 
 def answer(
     request, link: OrderLink, order: Order, *, confirm: bool, name: str = "", reason: str = ""
 ) -> None:
-    """Record the customer's answer once; the order becomes confirmed or cancelled."""
-    if link.response:
-        return  # a replay changes nothing
+    """Record the customer's answer once; the order becomes confirmed or cancelled.
+
+    Judged on the order and the link as stored, locked, at this moment (raises
+    PortalRefused): a seller's change in between wins, and a replay changes nothing."""
     with transaction.atomic(using=Order.objects.db):
-        if confirm:
-            sales.confirm_order(order, channel="portal")
-        else:
-            sales.cancel_order(order)
+        link = OrderLink.objects.select_for_update().get(pk=link.pk)
+        if link.response or link.revoked_at:
+            return
+        order = Order.objects.select_for_update().get(pk=order.pk)
+        problem = refusal(link, order, confirm=confirm)
+        if problem:
+            raise PortalRefused(problem)
+        # The answer first: the cancel below then leaves this (answered) link alone.
         link.response = OrderLink.CONFIRMED if confirm else OrderLink.DECLINED
         link.responded_at = timezone.now()
         link.signer_name = name.strip()[:200]
@@ -123,6 +175,13 @@ def answer(
         link.ip = request.META.get("REMOTE_ADDR") or None
         link.user_agent = request.headers.get("User-Agent", "")[:300]
         link.save()
+        try:
+            if confirm:
+                sales.confirm_order(order, channel="portal")
+            else:
+                sales.cancel_order(order)
+        except IllegalTransition as exc:
+            raise PortalRefused(" ".join(exc.messages)) from None
     record(
         "portal.confirmed" if confirm else "portal.declined",
         request=request,

@@ -9,6 +9,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from oxygis.access.actors import PortalActor, acting_as
+from oxygis.core import limiter
+from oxygis.core.text import validate_single_line
 from oxygis.sales.models import Order
 from oxygis.web.csrf import csrf_token_only
 
@@ -17,7 +19,9 @@ from .models import OrderLink
 
 
 class ConfirmForm(forms.Form):
-    name = forms.CharField(label="Your full name", max_length=200)
+    name = forms.CharField(
+        label="Your full name", max_length=200, validators=[validate_single_line]
+    )
 
 
 class DeclineForm(forms.Form):
@@ -43,40 +47,51 @@ def _private(response):
 @csrf_token_only
 @never_cache
 def order_page(request):
-    ip = request.META.get("REMOTE_ADDR") or None
-    if services.too_many_failures(ip):
-        return _private(render(request, "portal/slow_down.html", status=429))
-    signed = request.POST.get("t") or request.GET.get("t", "")
-    link = services.open_link(request, signed)
+    try:
+        # Before the link is even looked at: an address that guessed too much waits.
+        limiter.check(limiter.SECRET_CHECKS, limiter.client_address(request))
+        signed = request.POST.get("t") or request.GET.get("t", "")
+        link = services.open_link(request, signed)
+    except limiter.RateLimited as exc:
+        return _private(limiter.limited_response(request, exc))
     if link is None:
         return _private(render(request, "404.html", status=404))
     with acting_as(PortalActor(link.order_id)):
         order = (
             Order.objects.select_related("customer", "salesperson").filter(pk=link.order_id).first()
         )
-        cancelled_by_seller = order is None or (
-            order.state == Order.CANCELLED and link.response != OrderLink.DECLINED
+        gone = (
+            order is None
+            or order.customer_id != link.customer_id
+            or (order.state == Order.CANCELLED and link.response != OrderLink.DECLINED)
         )
-        if cancelled_by_seller:
+        if gone:
             return _private(render(request, "404.html", status=404))
         confirm_form, decline_form = ConfirmForm(), DeclineForm()
+        status, refused = 200, None
         if request.method == "POST" and not link.response:
-            if request.POST.get("action") == "confirm":
-                confirm_form = ConfirmForm(request.POST)
-                if confirm_form.is_valid():
-                    services.answer(
-                        request, link, order, confirm=True, name=confirm_form.cleaned_data["name"]
-                    )
-            elif request.POST.get("action") == "decline":
-                decline_form = DeclineForm(request.POST)
-                if decline_form.is_valid():
+            action = request.POST.get("action")
+            form = None
+            if action == "confirm":
+                form = confirm_form = ConfirmForm(request.POST)
+            elif action == "decline":
+                form = decline_form = DeclineForm(request.POST)
+            if form is not None and form.is_valid():
+                try:
                     services.answer(
                         request,
                         link,
                         order,
-                        confirm=False,
-                        reason=decline_form.cleaned_data["reason"],
+                        confirm=action == "confirm",
+                        name=form.cleaned_data.get("name", ""),
+                        reason=form.cleaned_data.get("reason", ""),
                     )
+                except services.PortalRefused as exc:
+                    refused, status = str(exc), 409
+                link.refresh_from_db()
+                order.refresh_from_db()
+        if refused is None and not link.response:
+            refused = services.refusal(link, order, confirm=True)
         context = {
             "order": order,
             "link": link,
@@ -84,8 +99,9 @@ def order_page(request):
             "signed": signed,
             "confirm_form": confirm_form,
             "decline_form": decline_form,
+            "refused": refused,
         }
-        return _private(render(request, "portal/order.html", context))
+        return _private(render(request, "portal/order.html", context, status=status))
 
 
 @require_POST

@@ -15,9 +15,10 @@ from ninja.security import HttpBearer, SessionAuth
 from pydantic import field_validator
 
 from oxygis.access.actors import NoActor, ReadOnlyActor, bind_actor_for_request
-from oxygis.accounts.apikeys import authenticate_token
+from oxygis.accounts.apikeys import KeyRefused, authenticate_token
 from oxygis.accounts.models import ApiKey
-from oxygis.web.converters import MAX_ID
+from oxygis.core import limiter
+from oxygis.core.converters import MAX_ID
 
 from . import services
 from .models import Contact, IllegalTransition, Order, Product
@@ -28,8 +29,13 @@ class ApiKeyAuth(HttpBearer):
     cannot write (its actor has no write right)."""
 
     def authenticate(self, request, token):
+        address = limiter.client_address(request)
+        # A guessed key costs the address a token of the shared limiter (S12); an
+        # address that ran dry is refused before the key is even looked up.
+        limiter.check(limiter.SECRET_CHECKS, address)
         key = authenticate_token(token)
         if key is None:
+            limiter.take(limiter.SECRET_CHECKS, address)
             return None
         request.user = key.user
         bind_actor_for_request(
@@ -56,6 +62,16 @@ def _forbidden(request, exc):
     if isinstance(exc, NoActor):
         return _error(request, 401, "Authentication required.")
     return _error(request, 403, str(exc) or "Forbidden.")
+
+
+@api.exception_handler(KeyRefused)
+def _key_refused(request, exc):
+    return _error(request, 403, str(exc))
+
+
+@api.exception_handler(limiter.RateLimited)
+def _rate_limited(request, exc):
+    return limiter.limited_response(request, exc)
 
 
 @api.exception_handler(Http404)
@@ -136,7 +152,7 @@ class ProductIn(Input):
     name: str = Field(..., min_length=1, max_length=200)
     sku: str = Field(..., min_length=1, max_length=64)
     unit_price: Money = Field(..., ge=0, max_digits=12, decimal_places=2)
-    tax_rate: Money = Field(Decimal("21.00"), ge=0, max_digits=5, decimal_places=2)
+    tax_rate: Money = Field(Decimal("21.00"), ge=0, le=100, max_digits=5, decimal_places=2)
     active: bool = True
 
 
@@ -144,7 +160,7 @@ class ProductPatch(Input):
     name: str | None = Field(None, min_length=1, max_length=200)
     sku: str | None = Field(None, min_length=1, max_length=64)
     unit_price: Money | None = Field(None, ge=0, max_digits=12, decimal_places=2)
-    tax_rate: Money | None = Field(None, ge=0, max_digits=5, decimal_places=2)
+    tax_rate: Money | None = Field(None, ge=0, le=100, max_digits=5, decimal_places=2)
     active: bool | None = None
 
 
@@ -157,7 +173,7 @@ class LineIn(Input):
     description: str = Field("", max_length=300)
     quantity: Decimal = Field(Decimal("1"), gt=0, max_digits=12, decimal_places=3)
     unit_price: Money | None = Field(None, ge=0, max_digits=12, decimal_places=2)
-    tax_rate: Money | None = Field(None, ge=0, max_digits=5, decimal_places=2)
+    tax_rate: Money | None = Field(None, ge=0, le=100, max_digits=5, decimal_places=2)
 
 
 class LineOut(Schema):

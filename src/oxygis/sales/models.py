@@ -6,15 +6,23 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 
 from oxygis.access.actors import PortalActor
 from oxygis.access.models import AccessControlledModel
+from oxygis.core.text import validate_single_line
 
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
+HUNDRED = Decimal("100")
+COUNTRY_CODE = RegexValidator(r"^[A-Za-z]{2}\Z", "Use a 2-letter ISO 3166 code, e.g. BE.")
+CURRENCY_CODE = RegexValidator(r"^[A-Z]{3}\Z", "Use a 3-letter ISO 4217 code, e.g. EUR.")
+TAX_RATE = [
+    MinValueValidator(ZERO),
+    MaxValueValidator(HUNDRED, "A tax rate is at most %(limit_value)s %%."),
+]
 
 
 def money(value: Decimal) -> Decimal:
@@ -22,18 +30,42 @@ def money(value: Decimal) -> Decimal:
     return Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
+def check_fits(instance, *names: str) -> None:
+    """Refuse computed amounts that their columns cannot hold.
+
+    Threat: a stored denial of service. An amount over the column's digits would be
+    written (SQLite stores anything) or fail late, then break every page and API list
+    that reads it back, for everyone in the tenant. Checked before any write.
+    """
+    for name in names:
+        field = instance._meta.get_field(name)
+        largest = Decimal(10) ** (field.max_digits - field.decimal_places) - CENT
+        value = getattr(instance, name)
+        if abs(value) > largest:
+            raise ValidationError(
+                f"The {field.verbose_name} ({value:,}) would be larger than the largest amount "
+                f"Oxygis keeps ({largest:,}): use smaller quantities or prices, or split it.",
+                code="amount_too_large",
+            )
+
+
 class Contact(AccessControlledModel):
     COMPANY, PERSON = "company", "person"
     KINDS = [(COMPANY, "Company"), (PERSON, "Person")]
 
     kind = models.CharField(max_length=10, choices=KINDS, default=COMPANY)
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, validators=[validate_single_line])
     email = models.EmailField(blank=True)
-    phone = models.CharField(max_length=50, blank=True)
-    street = models.CharField(max_length=200, blank=True)
-    postcode = models.CharField(max_length=20, blank=True)
-    city = models.CharField(max_length=100, blank=True)
-    country = models.CharField(max_length=2, blank=True, help_text="ISO 3166 code, e.g. BE")
+    phone = models.CharField(max_length=50, blank=True, validators=[validate_single_line])
+    street = models.CharField(max_length=200, blank=True, validators=[validate_single_line])
+    postcode = models.CharField(max_length=20, blank=True, validators=[validate_single_line])
+    city = models.CharField(max_length=100, blank=True, validators=[validate_single_line])
+    country = models.CharField(
+        max_length=2,
+        blank=True,
+        help_text="ISO 3166 code, e.g. BE",
+        validators=[validate_single_line, COUNTRY_CODE],
+    )
     parent = models.ForeignKey(
         "self",
         null=True,
@@ -64,8 +96,8 @@ class Contact(AccessControlledModel):
 
 
 class Product(AccessControlledModel):
-    name = models.CharField(max_length=200)
-    sku = models.CharField("SKU", max_length=64, unique=True)
+    name = models.CharField(max_length=200, validators=[validate_single_line])
+    sku = models.CharField("SKU", max_length=64, unique=True, validators=[validate_single_line])
     unit_price = models.DecimalField(
         max_digits=12, decimal_places=2, validators=[MinValueValidator(ZERO)]
     )
@@ -74,7 +106,7 @@ class Product(AccessControlledModel):
         max_digits=5,
         decimal_places=2,
         default=Decimal("21.00"),
-        validators=[MinValueValidator(ZERO)],
+        validators=TAX_RATE,
     )
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -135,18 +167,22 @@ class Order(AccessControlledModel):
     salesperson = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders"
     )
-    currency = models.CharField(max_length=3, default="EUR")
+    currency = models.CharField(
+        max_length=3, default="EUR", validators=[validate_single_line, CURRENCY_CODE]
+    )
     state = models.CharField(max_length=10, choices=STATES, default=DRAFT, editable=False)
     confirmed_at = models.DateTimeField(null=True, blank=True, editable=False)
     confirmation_channel = models.CharField(
         max_length=10, choices=CHANNELS, blank=True, editable=False
     )
     amount_untaxed = models.DecimalField(
-        max_digits=14, decimal_places=2, default=ZERO, editable=False
+        "untaxed amount", max_digits=14, decimal_places=2, default=ZERO, editable=False
     )
-    amount_tax = models.DecimalField(max_digits=14, decimal_places=2, default=ZERO, editable=False)
+    amount_tax = models.DecimalField(
+        "tax amount", max_digits=14, decimal_places=2, default=ZERO, editable=False
+    )
     amount_total = models.DecimalField(
-        max_digits=14, decimal_places=2, default=ZERO, editable=False
+        "order total", max_digits=14, decimal_places=2, default=ZERO, editable=False
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -191,12 +227,13 @@ class Order(AccessControlledModel):
             tax += line.tax_amount
         self.amount_untaxed, self.amount_tax = money(untaxed), money(tax)
         self.amount_total = self.amount_untaxed + self.amount_tax
+        check_fits(self, "amount_untaxed", "amount_tax", "amount_total")
 
 
 class OrderLine(AccessControlledModel):
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
     product = models.ForeignKey(Product, on_delete=models.PROTECT, null=True, blank=True)
-    description = models.CharField(max_length=300)
+    description = models.CharField(max_length=300, validators=[validate_single_line])
     quantity = models.DecimalField(
         max_digits=12,
         decimal_places=3,
@@ -207,12 +244,11 @@ class OrderLine(AccessControlledModel):
         max_digits=12, decimal_places=2, validators=[MinValueValidator(ZERO)]
     )
     tax_rate = models.DecimalField(
-        max_digits=5,
-        decimal_places=2,
-        default=Decimal("21.00"),
-        validators=[MinValueValidator(ZERO)],
+        max_digits=5, decimal_places=2, default=Decimal("21.00"), validators=TAX_RATE
     )
-    subtotal = models.DecimalField(max_digits=14, decimal_places=2, default=ZERO, editable=False)
+    subtotal = models.DecimalField(
+        "line subtotal", max_digits=14, decimal_places=2, default=ZERO, editable=False
+    )
 
     class Meta(AccessControlledModel.Meta):
         ordering = ["id"]
@@ -234,6 +270,7 @@ class OrderLine(AccessControlledModel):
 
     def compute(self) -> None:
         self.subtotal = money(Decimal(self.quantity) * Decimal(self.unit_price))
+        check_fits(self, "subtotal")
 
 
 class OrderSequence(models.Model):

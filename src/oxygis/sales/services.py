@@ -14,6 +14,7 @@ from django.utils import timezone
 from oxygis.access.actors import current_actor
 
 from .models import IllegalTransition, Order, OrderLine, OrderSequence
+from .signals import order_cancelled, order_customer_changed
 
 
 @dataclass
@@ -57,10 +58,15 @@ def update_order(order: Order, **fields) -> Order:
     if not order.editable:
         raise _not_editable(order)
     with transaction.atomic(using=_db()):
+        previous_customer_id = order.customer_id
         for name, value in fields.items():
             setattr(order, name, value)
         order.full_clean(exclude=["number"])
         order.save()
+        if order.customer_id != previous_customer_id:
+            order_customer_changed.send(
+                Order, order=order, previous_customer_id=previous_customer_id
+            )
     return order
 
 
@@ -98,12 +104,24 @@ def delete_line(order: Order, line: OrderLine) -> None:
 
 
 def _transition(order: Order, target: str, **fields) -> Order:
-    order.check_transition(target)
     with transaction.atomic(using=_db()):
+        # Judged on the stored state, locked: two answers at once (the seller cancelling
+        # while the customer confirms) cannot both pass from the same old state.
+        stored = (
+            Order.objects.select_for_update()
+            .filter(pk=order.pk)
+            .values_list("state", flat=True)
+            .first()
+        )
+        if stored is not None:
+            order.state = stored
+        order.check_transition(target)
         order.state = target
         for name, value in fields.items():
             setattr(order, name, value)
         order.save()
+        if target == Order.CANCELLED:
+            order_cancelled.send(Order, order=order)
     return order
 
 

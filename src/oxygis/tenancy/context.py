@@ -14,6 +14,7 @@ from contextvars import ContextVar
 CATALOG = "default"
 
 _current_database: ContextVar[str | None] = ContextVar("oxygis_database", default=None)
+_current_tenant: ContextVar[object | None] = ContextVar("oxygis_tenant", default=None)
 
 
 class NoDatabaseContext(RuntimeError):
@@ -42,3 +43,20 @@ def using_database(alias: str) -> Iterator[str]:
         yield alias
     finally:
         _current_database.reset(token)
+
+
+def current_tenant():
+    """The tenant whose database is bound (``tenant_context``); refuses if none is."""
+    tenant = _current_tenant.get()
+    if tenant is None:
+        raise NoDatabaseContext("no tenant is bound to this unit of work")
+    return tenant
+
+
+@contextmanager
+def binding_tenant(tenant) -> Iterator[object]:
+    token = _current_tenant.set(tenant)
+    try:
+        yield tenant
+    finally:
+        _current_tenant.reset(token)

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from django.conf import settings
 
-from .context import using_database
+from .context import binding_tenant, using_database
 from .engines import engine_for, forget_alias, register_alias
 from .models import DatabaseServer
 
@@ -24,8 +24,8 @@ def forget_tenant_database(tenant) -> None:
 
 @contextmanager
 def tenant_context(tenant) -> Iterator[str]:
-    """Bind the tenant's database for the enclosed unit of work."""
-    with using_database(register_tenant_database(tenant)) as alias:
+    """Bind the tenant's database (and the tenant) for the enclosed unit of work."""
+    with binding_tenant(tenant), using_database(register_tenant_database(tenant)) as alias:
         yield alias
 
 

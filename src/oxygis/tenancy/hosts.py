@@ -45,3 +45,12 @@ def classify_host(raw_host: str) -> Site | None:
 
 def tenant_host(slug: str) -> str:
     return f"{slug}.{settings.DOMAIN}"
+
+
+def site_url(slug: str | None, path: str = "/") -> str:
+    """The canonical address of a tenant's site (or, with None, the console's), for links
+    that leave the request: e-mails, CLI output. Built from the settings, never from the
+    request's Host header (which a client chooses: link poisoning)."""
+    host = tenant_host(slug) if slug else f"{settings.CONSOLE_SUBDOMAIN}.{settings.DOMAIN}"
+    port = "" if settings.PUBLIC_PORT == 443 else f":{settings.PUBLIC_PORT}"
+    return f"https://{host}{port}{path}"

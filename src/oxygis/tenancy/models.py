@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
 
 from django.db import models
+from django.utils import timezone
+
+from oxygis.core.text import validate_single_line
+
+
+def new_token_salt() -> str:
+    return secrets.token_hex(16)
 
 
 class Plan(models.Model):
@@ -14,7 +22,7 @@ class Plan(models.Model):
     CODES = [(PAID, "Paid"), (TRIAL, "Trial"), (EDUCATION, "Education"), (FREEMIUM, "Freemium")]
 
     code = models.CharField(max_length=20, unique=True, choices=CODES)
-    name = models.CharField(max_length=100)
+    name = models.CharField(max_length=100, validators=[validate_single_line])
     rto_hours = models.PositiveSmallIntegerField(help_text="Recovery time objective, hours")
     backup_daily_days = models.PositiveSmallIntegerField(default=14)
     backup_weekly_weeks = models.PositiveSmallIntegerField(default=52)
@@ -34,16 +42,18 @@ class DatabaseServer(models.Model):
 
     name = models.SlugField(max_length=50, unique=True)
     engine = models.CharField(max_length=20, choices=ENGINES)
-    region = models.CharField(max_length=50, default="local")
+    region = models.CharField(max_length=50, default="local", validators=[validate_single_line])
     # PostgreSQL: an administrative login able to create roles and databases.
-    host = models.CharField(max_length=255, blank=True)
+    host = models.CharField(max_length=255, blank=True, validators=[validate_single_line])
     port = models.PositiveIntegerField(null=True, blank=True)
-    admin_user = models.CharField(max_length=63, blank=True)
+    admin_user = models.CharField(max_length=63, blank=True, validators=[validate_single_line])
     admin_password_sealed = models.TextField(blank=True)  # sealing.seal(), never clear
-    admin_database = models.CharField(max_length=63, blank=True, default="postgres")
+    admin_database = models.CharField(
+        max_length=63, blank=True, default="postgres", validators=[validate_single_line]
+    )
     options = models.JSONField(default=dict, blank=True)  # libpq options, e.g. sslmode
     # SQLite: the folder holding one file per tenant.
-    path = models.CharField(max_length=1024, blank=True)
+    path = models.CharField(max_length=1024, blank=True, validators=[validate_single_line])
     accepts_new_tenants = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -59,8 +69,8 @@ class Tenant(models.Model):
     STATES = [(PROVISIONING, "Provisioning"), (ACTIVE, "Active"), (SUSPENDED, "Suspended")]
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    slug = models.CharField(max_length=40, unique=True)
-    name = models.CharField(max_length=200)
+    slug = models.CharField(max_length=40, unique=True, validators=[validate_single_line])
+    name = models.CharField(max_length=200, validators=[validate_single_line])
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="tenants")
     state = models.CharField(max_length=20, choices=STATES, default=PROVISIONING)
     database_server = models.ForeignKey(
@@ -68,6 +78,10 @@ class Tenant(models.Model):
     )
     db_name = models.CharField(max_length=63, unique=True, editable=False)
     db_password_sealed = models.TextField(blank=True, editable=False)
+    # Mixed into every signature made for this tenant (reset and invitation links,
+    # customer links): a restored copy gets a new one, so no link of the original opens
+    # it, and a live restore rotates it (C4, C9).
+    token_salt = models.CharField(max_length=64, default=new_token_salt, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     suspended_at = models.DateTimeField(null=True, blank=True)
@@ -82,3 +96,40 @@ class Tenant(models.Model):
     def alias(self) -> str:
         """The Django connection alias of this tenant's database."""
         return f"tenant_{self.id.hex}"
+
+
+class CredentialEvent(models.Model):
+    """A credential that stopped being valid, kept outside the tenant's database.
+
+    A restore brings back a database as it was at the backup point; these rows say what
+    was revoked since (API keys, deactivated users, changed passwords, removed 2FA,
+    customer links), so that the restored database is made to forget it again before it
+    is served (backups/credentials.py). Rows older than the oldest backup kept serve
+    nothing and are pruned.
+    """
+
+    APIKEY_REVOKED = "apikey.revoked"  # subject: the key's prefix
+    USER_DEACTIVATED = "user.deactivated"  # subject: the user's id
+    USER_REACTIVATED = "user.reactivated"
+    PASSWORD_CHANGED = "password.changed"  # noqa: S105 - an event name
+    TWOFACTOR_REMOVED = "twofactor.removed"
+    LINK_REVOKED = "link.revoked"  # subject: the customer link's token digest
+    KINDS = [
+        (APIKEY_REVOKED, "API key revoked"),
+        (USER_DEACTIVATED, "User deactivated"),
+        (USER_REACTIVATED, "User reactivated"),
+        (PASSWORD_CHANGED, "Password changed"),
+        (TWOFACTOR_REMOVED, "Two-factor authentication removed"),
+        (LINK_REVOKED, "Customer link revoked"),
+    ]
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=20, choices=KINDS)
+    subject = models.CharField(max_length=100, editable=False)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.subject} at {self.at:%Y-%m-%d %H:%M}"

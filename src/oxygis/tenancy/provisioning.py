@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from oxygis.accounts.roles import ADMINISTRATOR
+from oxygis.core.text import CONTROL_CHARACTERS
 
 from .context import CATALOG
 from .databases import default_server, forget_tenant_database, tenant_context
@@ -134,6 +135,8 @@ def provision_tenant(
         raise TenantError(f"unknown plan {plan!r} (choose one of: {codes})")
     if not name.strip():
         raise TenantError("the tenant needs a display name (--name)")
+    if CONTROL_CHARACTERS.search(name):
+        raise TenantError("the display name must be one line, without control characters")
     server = server or default_server()
     if not server.accepts_new_tenants:
         raise TenantError(f"database server {server.name} accepts no new tenants")

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import logging
 import os
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +20,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+log = logging.getLogger("oxygis.web.tls")
 
 CA_LIFETIME = dt.timedelta(days=3650)
 LEAF_LIFETIME = dt.timedelta(days=365)
@@ -161,24 +165,67 @@ class HostCertificates:
     Why: TLS clients (OpenSSL, Chromium) refuse a ``*.localhost`` wildcard (a wildcard
     directly under a top-level name), so each tenant host needs its own name in a
     certificate, including tenants created while the server runs.
+
+    Threat: a client asking for endless made-up names to make us mint and store keys
+    (CPU and disk). Only names ``served(name)`` says are ours (existing tenants) get
+    one; new ones are issued at a bounded rate (the shared limiter, all workers
+    together); at most MAX_FILES are kept on disk (the oldest go) and MAX_CONTEXTS in
+    each worker's memory. Anything else gets the default certificate.
     """
 
-    def __init__(self, folder: Path, domain: str, accepts):
-        self.folder, self.domain, self.accepts = folder, domain, accepts
-        self._contexts: dict[str, object] = {}
+    MAX_CONTEXTS = 256
+    MAX_FILES = 20_000
+
+    def __init__(self, folder: Path, served, *, default_names=()):
+        self.folder, self.served = folder, served
+        self.default_names = frozenset(default_names)
+        self._contexts: OrderedDict[str, object] = OrderedDict()
+
+    def _path(self, name: str) -> Path:
+        return self.folder / "hosts" / f"{name}.pem"
 
     def context_for(self, name: str):
+        """The context for ``name``, or None when none may be issued now."""
         import ssl
 
-        if name not in self._contexts:
-            tls = ensure_local_tls(self.folder, [name], stem=f"hosts/{name}")
-            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            context.minimum_version = ssl.TLSVersion.TLSv1_2
-            context.load_cert_chain(str(tls.cert), str(tls.key))
-            self._contexts[name] = context
-        return self._contexts[name]
+        from oxygis.core import limiter
+
+        from .server import harden
+
+        if name in self._contexts:
+            self._contexts.move_to_end(name)
+            return self._contexts[name]
+        if not _leaf_is_current(self._path(name), [name]):
+            try:
+                limiter.take(limiter.CERTIFICATES, "issue")
+            except limiter.RateLimited:
+                return None
+            ensure_local_tls(self.folder, [name], stem=f"hosts/{name}")
+            self._bound_disk()
+        context = harden(ssl.create_default_context(ssl.Purpose.CLIENT_AUTH))
+        context.load_cert_chain(str(self._path(name)))
+        self._contexts[name] = context
+        while len(self._contexts) > self.MAX_CONTEXTS:
+            self._contexts.popitem(last=False)
+        return context
+
+    def _bound_disk(self) -> None:
+        files = list((self.folder / "hosts").glob("*.pem"))
+        if len(files) <= self.MAX_FILES:
+            return
+        files.sort(key=lambda path: path.stat().st_mtime)
+        for path in files[: len(files) - self.MAX_FILES]:
+            path.unlink(missing_ok=True)
 
     def sni_callback(self, ssl_socket, server_name, _context):
-        if server_name and self.accepts(server_name.lower()):
-            ssl_socket.context = self.context_for(server_name.lower())
-        return None  # anything else gets the default certificate
+        name = (server_name or "").lower()
+        if not name or name in self.default_names:
+            return None  # the default certificate names it already
+        try:
+            if self.served(name):
+                context = self.context_for(name)
+                if context is not None:
+                    ssl_socket.context = context
+        except Exception:  # a handshake must never die of our lookup; log and go on
+            log.exception("could not choose a certificate for %s", name)
+        return None

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from oxygis.tenancy.engines import EngineError
-from oxygis.tenancy.hosts import tenant_host
+from oxygis.tenancy.hosts import site_url
 from oxygis.tenancy.provisioning import TenantError, get_tenant
 
 from ... import monitor, restore, service
@@ -172,7 +172,7 @@ class Command(BaseCommand):
             self.stdout.write(
                 self.style.SUCCESS(
                     f"Backup {chosen.short_id} restored side by side as tenant {run.new_slug} "
-                    f"in {seconds:.1f} s: https://{tenant_host(run.new_slug)}/"
+                    f"in {seconds:.1f} s: {site_url(run.new_slug)}"
                 )
             )
         else:

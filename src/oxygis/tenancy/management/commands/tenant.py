@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from oxygis.tenancy import provisioning as actions
 from oxygis.tenancy.engines import EngineError
-from oxygis.tenancy.hosts import tenant_host
+from oxygis.tenancy.hosts import site_url
 from oxygis.tenancy.models import Plan, Tenant
 
 
@@ -41,9 +41,7 @@ class Command(BaseCommand):
     def do_create(self, slug, name, plan, admin_email, **_):
         self.stdout.write(f"Provisioning {slug} ...")
         made = actions.provision_tenant(slug, name=name, plan=plan, admin_email=admin_email)
-        self.stdout.write(
-            self.style.SUCCESS(f"Tenant {slug} is ready: https://{tenant_host(slug)}/")
-        )
+        self.stdout.write(self.style.SUCCESS(f"Tenant {slug} is ready: {site_url(slug)}"))
         self.stdout.write(f"  administrator: {made.admin_username}")
         self.stdout.write(f"  password:      {made.admin_password}")
         self.stdout.write("  This password is shown once and stored only as a hash: keep it now.")

@@ -11,10 +11,12 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from oxygis import config
 from oxygis.backups.keys import ensure_embedded_keys
 from oxygis.tenancy.context import CATALOG, using_database
 from oxygis.tenancy.demo import ensure_demo_tenant
-from oxygis.tenancy.hosts import classify_host, tenant_host
+from oxygis.tenancy.hosts import TENANT, classify_host, site_url, tenant_host
+from oxygis.tenancy.models import Tenant
 from oxygis.web import server
 from oxygis.web.tls import HostCertificates, ensure_local_tls
 
@@ -45,6 +47,10 @@ class Command(BaseCommand):
             raise CommandError(f"invalid port {port}", returncode=2)
         if workers < 1:
             raise CommandError("--workers must be at least 1", returncode=2)
+        if config.env_str("PUBLIC_PORT") is None:
+            # Links in e-mails name the port we serve on (and so does the worker we start).
+            settings.PUBLIC_PORT = port
+            os.environ["OXYGIS_PUBLIC_PORT"] = str(port)
         certfile, keyfile, host_certificates = self._tls()
         settings.VAR_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
         with using_database(CATALOG):
@@ -53,17 +59,16 @@ class Command(BaseCommand):
         if not settings.PRODUCTION:
             ensure_embedded_keys()
 
-        suffix = "" if port == 443 else f":{port}"
         out = self.stdout.write
         out("")
         out(self.style.SUCCESS("Oxygis is starting"))
-        out(f"  demo workspace:    https://{tenant_host('demo')}{suffix}/")
-        out(f"  platform console:  https://console.{settings.DOMAIN}{suffix}/")
+        out(f"  demo workspace:    {site_url('demo')}")
+        out(f"  platform console:  {site_url(None)}")
         if not settings.PRODUCTION:
             out(f"  data folder:       {settings.VAR_DIR}")
             out(f"  CA certificate:    {Path(settings.VAR_DIR) / 'tls' / 'ca.pem'}")
             out("                     (trust it in your browser, or: curl --cacert <it> ...)")
-            if settings.EMAIL_BACKEND == "oxygis.web.mail.EmlFileBackend":
+            if settings.EMAIL_BACKEND == "oxygis.core.mail.EmlFileBackend":
                 out(f"  e-mail:            written as .eml files to {settings.EMAIL_FILE_PATH}")
             out(f"  backups:           {len(settings.BACKUP_SITES)} sites, daily, by the worker")
             for site in settings.BACKUP_SITES:
@@ -128,7 +133,16 @@ class Command(BaseCommand):
         folder = Path(settings.VAR_DIR) / "tls"
         names = [settings.DOMAIN, tenant_host("demo"), f"console.{settings.DOMAIN}"]
         tls = ensure_local_tls(folder, names)
-        hosts = HostCertificates(
-            folder, settings.DOMAIN, lambda name: classify_host(name) is not None
-        )
+        hosts = HostCertificates(folder, _existing_tenant_host, default_names=names)
         return str(tls.cert), str(tls.key), hosts
+
+
+def _existing_tenant_host(name: str) -> bool:
+    """Is ``name`` the host of a tenant that exists (the only names we mint for)?"""
+    site = classify_host(name)
+    if site is None or site.kind != TENANT:
+        return False
+    with using_database(CATALOG):
+        return Tenant.objects.filter(
+            slug=site.slug, state__in=[Tenant.ACTIVE, Tenant.SUSPENDED]
+        ).exists()

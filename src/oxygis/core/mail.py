@@ -13,6 +13,8 @@ from django.core.mail import EmailMultiAlternatives
 from django.core.mail.backends.base import BaseEmailBackend
 from django.template.loader import render_to_string
 
+from .text import header_safe
+
 
 class EmlFileBackend(BaseEmailBackend):
     """Write each message as ``<time>-<random>.eml`` (0600), readable by any mail client."""
@@ -37,9 +39,14 @@ class EmlFileBackend(BaseEmailBackend):
 
 
 def send_templated(to: str, subject: str, template: str, context: dict) -> None:
-    """Send ``<template>.txt`` and ``<template>.html`` (both auto-escaped) to ``to``."""
+    """Send ``<template>.txt`` and ``<template>.html`` (both auto-escaped) to ``to``.
+
+    The subject is made one line here, whatever the names put in it hold: a stored name
+    with a line break must neither forge a header nor make the sending fail."""
     text = render_to_string(f"{template}.txt", context)
     html = render_to_string(f"{template}.html", context)
-    message = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, [to])
+    message = EmailMultiAlternatives(
+        header_safe(subject), text, settings.DEFAULT_FROM_EMAIL, [header_safe(to)]
+    )
     message.attach_alternative(html, "text/html")
     message.send()
