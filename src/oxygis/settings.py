@@ -296,6 +296,11 @@ BACKUP_SCRATCH_DIR = VAR_DIR / "scratch"  # SQLite dumps and restores in progres
 BACKUP_MIN_GOOD_SITES = 3
 BACKUP_WINDOW_HOURS = config.env_int("BACKUP_WINDOW_HOURS", 26, minimum=1)
 WORKER_INTERVAL = config.env_int("WORKER_INTERVAL", 30, minimum=1)
+# A swap (live restore, rollback) waits this long for requests and jobs to finish.
+RESTORE_DRAIN_SECONDS = config.env_int("RESTORE_DRAIN_SECONDS", 30, minimum=1)
+# Databases kept by a swap are dropped after this many days (an alert comes before).
+KEPT_DATABASE_DAYS = config.env_int("KEPT_DATABASE_DAYS", 30, minimum=1)
+KEPT_DATABASE_WARNING_DAYS = 3
 OPS_EMAIL = config.env_str("OPS_EMAIL") or ""
 
 # --- security.txt (S10) -----------------------------------------------------------

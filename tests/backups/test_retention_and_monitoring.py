@@ -84,7 +84,9 @@ def test_no_good_backup_in_26_hours_raises_one_alert_by_mail(data_tenant, sites,
     """C8: a tenant with no good backup within 26 hours is alerted on: in the log, by
     e-mail to OXYGIS_OPS_EMAIL (once), and in the console's list; it clears when fixed."""
     tenant = data_tenant.tenant
-    Tenant.objects.filter(pk=tenant.pk).update(created_at=timezone.now() - timedelta(hours=30))
+    Tenant.objects.filter(pk=tenant.pk).update(created_at=timezone.now() - timedelta(days=3))
+    old = service.run_backup(service.tenant_target(tenant), sites=sites)
+    Backup.objects.filter(pk=old.pk).update(started_at=timezone.now() - timedelta(hours=30))
     key = f"no-good-backup:{tenant.id.hex}"
     ops = f"ops-{tenant.slug}@oxygis.example"
     with override_settings(OPS_EMAIL=ops):
@@ -94,6 +96,23 @@ def test_no_good_backup_in_26_hours_raises_one_alert_by_mail(data_tenant, sites,
     assert tenant.slug in alert.message and "26 hours" in alert.message
     assert len(mails_to(ops)) == 1
     assert alert in open_alerts()
+    service.run_backup(service.tenant_target(tenant), sites=sites)
+    monitor.check_windows()
+    alert.refresh_from_db()
+    assert alert.resolved_at is not None
+
+
+def test_a_new_tenant_without_a_good_backup_after_an_hour_is_alerted(data_tenant, sites):
+    """C8: a tenant created over an hour ago and never backed up is alerted on (the
+    worker backs up a new tenant at once: an hour without one means it is not)."""
+    tenant = data_tenant.tenant
+    key = f"no-good-backup:{tenant.id.hex}"
+    monitor.check_windows()
+    assert not Alert.objects.filter(key=key, resolved_at__isnull=True).exists()
+    Tenant.objects.filter(pk=tenant.pk).update(created_at=timezone.now() - timedelta(minutes=61))
+    monitor.check_windows()
+    alert = Alert.objects.get(key=key, resolved_at__isnull=True)
+    assert "within an hour of its creation" in alert.message
     service.run_backup(service.tenant_target(tenant), sites=sites)
     monitor.check_windows()
     alert.refresh_from_db()

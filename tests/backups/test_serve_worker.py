@@ -9,25 +9,13 @@ import subprocess
 import sys
 import time
 
-from tests.conftest import ENGINE, PG_ADMIN_URL, PREFIX, _pg_admin
 from tests.served import Served, cookies_of, free_port, sign_in_over_https
 
 
-def test_serve_leaves_good_backups_of_catalog_and_demo(tmp_path):
+def test_serve_leaves_good_backups_of_catalog_and_demo(tmp_path, own_catalog):
     """C1, C3: a fresh `oxygis serve` backs up the catalog and the demo tenant, verified
     on its three embedded sites, without anyone asking."""
-    env = {"OXYGIS_WORKER_INTERVAL": "2"}
-    if ENGINE == "postgresql":
-        # Its own catalog and names: this server's worker must not see the run's tenants.
-        with _pg_admin() as conn:
-            conn.execute(f'CREATE DATABASE "{PREFIX}srv_catalog"')
-        base = PG_ADMIN_URL.rsplit("/", 1)[0]
-        env |= {
-            "OXYGIS_DATABASE_URL": f"{base}/{PREFIX}srv_catalog",
-            "OXYGIS_DB_PREFIX": f"{PREFIX}srv_",
-        }
-    else:
-        env |= {"OXYGIS_DATABASE_URL": ""}
+    env = {"OXYGIS_WORKER_INTERVAL": "2", **own_catalog}
     served = Served(tmp_path, free_port(), worker=True, env=env)
     try:
         run_env = {**os.environ, "OXYGIS_VAR_DIR": str(tmp_path), **env}

@@ -41,6 +41,7 @@ ACTIONS = {
     "backup.restored_side_by_side": "Backup restored side by side",
     "backup.restored_live": "Backup restored onto the live database",
     "backup.rolled_back": "Live restore rolled back",
+    "backup.pruned": "Backup deleted by the retention policy",
 }
 
 

@@ -56,3 +56,14 @@ def resolve_alert(key: str) -> None:
 
 def open_alerts():
     return Alert.objects.filter(resolved_at__isnull=True)
+
+
+def resolve_alerts_about(backup_id_hex: str) -> int:
+    """Resolve the alerts about one backup (its copies): it was pruned, the condition is
+    gone with it."""
+    resolved = Alert.objects.filter(key__contains=backup_id_hex, resolved_at__isnull=True).update(
+        resolved_at=timezone.now()
+    )
+    if resolved:
+        log.info("%d alert(s) about pruned backup %s resolved", resolved, backup_id_hex[:12])
+    return resolved

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
@@ -35,8 +34,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from oxygis.accounts.models import ApiKey, UserSession
 from oxygis.portal.models import OrderLink
-from oxygis.tenancy.context import using_database
-from oxygis.tenancy.engines import forget_alias, register_alias
+from oxygis.tenancy.databases import open_database
 from oxygis.tenancy.models import CredentialEvent, Tenant
 
 log = logging.getLogger("oxygis.backups")
@@ -44,17 +42,6 @@ log = logging.getLogger("oxygis.backups")
 # Catalog events and the backup's snapshot come from different clocks and transactions:
 # events this long before the backup started are applied again too (all are idempotent).
 MARGIN = timedelta(minutes=10)
-
-
-@contextmanager
-def _bound(entry: dict):
-    alias = f"restored_{secrets.token_hex(6)}"
-    register_alias(alias, entry)
-    try:
-        with using_database(alias):
-            yield alias
-    finally:
-        forget_alias(alias)
 
 
 def _latest_per_subject(events, kinds) -> dict[str, str]:
@@ -74,7 +61,7 @@ def distrust(entry: dict, source: Tenant, since: datetime, *, fresh_copy: bool) 
     )
     now = timezone.now()
     User = get_user_model()
-    with _bound(entry):
+    with open_database(entry, prefix="restored"):
         counts = {"sessions": Session.objects.all().delete()[0]}
         UserSession.objects.all().delete()
         if fresh_copy:

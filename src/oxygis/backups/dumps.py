@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import sqlite3
 import subprocess
 import tempfile
@@ -100,18 +101,51 @@ def _last_line(exc_or_text) -> str:
     return lines[-1].strip() if lines else "unknown error"
 
 
+_HOST = socket.gethostname()
+
+
 def _scratch_path(suffix: str) -> Path:
+    """A scratch file named for this host and process, so that what a killed process
+    left can be told from what a live one is writing (``scratch_files_of_the_dead``)."""
     folder = Path(settings.BACKUP_SCRATCH_DIR)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return folder / f"{uuid.uuid4().hex}{suffix}"
+    return folder / f"{_HOST}~{os.getpid()}~{uuid.uuid4().hex}{suffix}"
+
+
+def scratch_files_of_the_dead() -> list[Path]:
+    """Scratch files of this host whose process is gone (or that carry no owner)."""
+    folder = Path(settings.BACKUP_SCRATCH_DIR)
+    if not folder.is_dir():
+        return []
+    dead = []
+    for path in folder.iterdir():
+        host, _, rest = path.name.partition("~")
+        pid = rest.partition("~")[0]
+        if not rest:
+            dead.append(path)  # named before owners were recorded
+        elif host == _HOST and pid.isdigit() and not _alive(int(pid)):
+            dead.append(path)
+    return dead
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @dataclass
 class Snapshot:
-    """What the manifest says of the data: rows per table and applied migrations."""
+    """What the manifest says of the data: rows per table, applied migrations, and the
+    next order number (so that a restore never gives out a number twice)."""
 
     row_counts: dict[str, int]
     migrations: list[str]
+    order_next_number: int | None = None
 
 
 def _snapshot(execute, tables_query: str, count_query) -> Snapshot:
@@ -125,7 +159,10 @@ def _snapshot(execute, tables_query: str, count_query) -> Snapshot:
     if "django_migrations" in counts:
         rows = execute("SELECT app, name FROM django_migrations ORDER BY app, name").fetchall()
         migrations = [f"{app}.{name}" for app, name in rows]
-    return Snapshot(counts, migrations)
+    next_number = None
+    if counts.get("sales_ordersequence"):
+        next_number = execute("SELECT max(next_number) FROM sales_ordersequence").fetchone()[0]
+    return Snapshot(counts, migrations, next_number)
 
 
 def _pg_snapshot(cursor) -> Snapshot:

@@ -33,8 +33,9 @@ class ManifestError(BackupError):
     pass
 
 
-def open_manifest(data: bytes, keys, *, expect_id: str, expect_sha256: str) -> dict:
-    """Check a stored manifest's signature and that it describes the expected backup."""
+def open_manifest(data: bytes, keys, *, expect_id: str, expect_sha256: str | None) -> dict:
+    """Check a stored manifest's signature and that it describes the expected backup
+    (``expect_sha256`` None: any content, for a catalog that never learnt it)."""
     try:
         document = json.loads(data)
         manifest, signature = document["manifest"], document["signature"]
@@ -44,6 +45,8 @@ def open_manifest(data: bytes, keys, *, expect_id: str, expect_sha256: str) -> d
         raise ManifestError("the manifest's signature is invalid")
     if manifest.get("format") != FORMAT:
         raise ManifestError(f"unknown manifest format {manifest.get('format')!r}")
-    if manifest.get("backup_id") != expect_id or manifest.get("sha256") != expect_sha256:
+    if manifest.get("backup_id") != expect_id or (
+        expect_sha256 is not None and manifest.get("sha256") != expect_sha256
+    ):
         raise ManifestError("the manifest describes another backup")
     return manifest

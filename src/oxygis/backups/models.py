@@ -121,12 +121,26 @@ class Lease(models.Model):
 
 
 class Restore(models.Model):
-    """A restore: side by side (new tenant), live (swap), or a scratch restore test."""
+    """A restore: side by side (new tenant), live (swap), a rollback of a live restore
+    (swap back), or a scratch restore test.
 
-    SIDE_BY_SIDE, LIVE, TEST = "side_by_side", "live", "test"
-    MODES = [(SIDE_BY_SIDE, "Side by side"), (LIVE, "Onto live"), (TEST, "Restore test")]
+    A swap goes through phases recorded here, so that a process killed at any moment
+    leaves enough to finish or undo it (``restore.recover_interrupted``): nothing is
+    lost and the tenant does not stay in maintenance.
+    """
+
+    SIDE_BY_SIDE, LIVE, ROLLBACK, TEST = "side_by_side", "live", "rollback", "test"
+    MODES = [
+        (SIDE_BY_SIDE, "Side by side"),
+        (LIVE, "Onto live"),
+        (ROLLBACK, "Rollback of a live restore"),
+        (TEST, "Restore test"),
+    ]
     QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
     STATES = [(QUEUED, "Queued"), (RUNNING, "Running"), (DONE, "Done"), (FAILED, "Failed")]
+    # Phases of a swap (live restore, rollback).
+    RESTORING, SWAPPING, SWAPPED = "restoring", "swapping", "swapped"
+    PHASES = [(RESTORING, "Restoring beside"), (SWAPPING, "Swapping"), (SWAPPED, "Swapped")]
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     # Kept when retention later prunes the backup: the restore's history stays.
@@ -135,20 +149,28 @@ class Restore(models.Model):
     )
     mode = models.CharField(max_length=20, choices=MODES)
     state = models.CharField(max_length=10, choices=STATES, default=QUEUED, db_index=True)
-    requested_by = models.CharField(
-        max_length=200, editable=False
-    )  # "operator" or "<user> at <slug>"
+    phase = models.CharField(max_length=10, choices=PHASES, blank=True)
+    # "operator" or "<user> at <slug>"
+    requested_by = models.CharField(max_length=200, editable=False)
     requested_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    new_slug = models.CharField(
-        max_length=60, blank=True, editable=False
-    )  # side by side: the new tenant
-    previous_database = models.CharField(
-        max_length=255, blank=True, editable=False
-    )  # live: kept for rollback
-    site = models.CharField(max_length=500, blank=True, editable=False)  # the copy it was read from
+    # Side by side: the new tenant.
+    new_slug = models.CharField(max_length=60, blank=True, editable=False)
+    # Swaps: the database put in place, the one kept for a rollback (until it expires,
+    # see KEPT_DATABASE_DAYS), and the tenant's state to return to.
+    replacement_database = models.CharField(max_length=255, blank=True, editable=False)
+    previous_database = models.CharField(max_length=255, blank=True, editable=False)
+    state_before = models.CharField(max_length=20, blank=True, editable=False)
+    # The order counter of the database replaced, read before the swap: numbers already
+    # given out are never given again (sales.OrderSequence).
+    replaced_order_number = models.PositiveIntegerField(null=True, blank=True)
+    # The copy it was read from.
+    site = models.CharField(max_length=500, blank=True, editable=False)
     detail = models.TextField(blank=True)
+    # What the swap replaced: rows written since the backup point, the last write, and
+    # where the report of orders created since then was written.
+    report = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-requested_at"]
@@ -178,3 +200,28 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return self.message
+
+
+class WorkerHeartbeat(models.Model):
+    """A worker process saying it is alive: written at every pass and during long work.
+
+    ``oxygis backup status`` and the alerts report a worker whose last beat is older
+    than two passes; a supervisor (``oxygis worker --supervise``, what ``oxygis serve``
+    starts) restarts one that died or hangs."""
+
+    holder = models.CharField(max_length=200, unique=True, editable=False)  # host:pid
+    host = models.CharField(max_length=200, editable=False)
+    pid = models.PositiveIntegerField()
+    interval = models.PositiveIntegerField()  # seconds between passes
+    started_at = models.DateTimeField(default=timezone.now)
+    beat_at = models.DateTimeField(default=timezone.now, db_index=True)
+    passes = models.PositiveIntegerField(default=0)
+    # The last pass that failed, and why (one line), until a pass succeeds.
+    failing_since = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-beat_at"]
+
+    def __str__(self) -> str:
+        return f"worker {self.holder} beat {self.beat_at:%Y-%m-%d %H:%M:%S}"

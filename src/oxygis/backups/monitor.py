@@ -10,12 +10,13 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.migrations.recorder import MigrationRecorder
+from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
 from oxygis.tenancy.context import CATALOG
 
 from . import alerts, restore
-from .models import Backup, Restore
+from .models import Backup, BackupCopy, Restore, WorkerHeartbeat
 from .service import Target, all_targets, last_good, verify_backup
 from .sites import SiteError
 
@@ -45,13 +46,18 @@ class TargetStatus:
         return None if self.last_good is None else timezone.now() - self.last_good.started_at
 
 
+FIRST_BACKUP_WITHIN = timedelta(hours=1)  # a new tenant is backed up within the hour
+
+
 def target_status(target: Target, now: datetime | None = None) -> TargetStatus:
     now = now or timezone.now()
     good = last_good(target.key)
     newest = Backup.objects.filter(target=target.key).first()
-    born = target.tenant.created_at if target.tenant is not None else _catalog_born()
-    since = good.started_at if good is not None else born
-    overdue = now - since > timedelta(hours=settings.BACKUP_WINDOW_HOURS)
+    if good is None:
+        born = target.tenant.created_at if target.tenant is not None else _catalog_born()
+        overdue = now - born > FIRST_BACKUP_WITHIN
+    else:
+        overdue = now - good.started_at > timedelta(hours=settings.BACKUP_WINDOW_HOURS)
     return TargetStatus(target, good, newest, overdue)
 
 
@@ -66,10 +72,13 @@ def check_windows(now: datetime | None = None) -> list[TargetStatus]:
                 if status.last_good
                 else "ever"
             )
+            window = (
+                f"{settings.BACKUP_WINDOW_HOURS} hours"
+                if status.last_good
+                else "an hour of its creation"
+            )
             alerts.raise_alert(
-                key,
-                f"{status.target.what} has no good backup within "
-                f"{settings.BACKUP_WINDOW_HOURS} hours (none {when})",
+                key, f"{status.target.what} has no good backup within {window} (none {when})"
             )
         else:
             alerts.resolve_alert(key)
@@ -125,3 +134,147 @@ def run_restore_tests(sites=None, keys=None, sample: int = RESTORE_TEST_SAMPLE, 
         run.refresh_from_db()
         results.append(run)
     return results
+
+
+# --- the worker itself and what the sites hold (checked each pass) -------------------------
+def too_old(interval: int) -> timedelta:
+    """How old a heartbeat may get: two passes, and a little slack for a slow one."""
+    return timedelta(seconds=2 * interval + max(5, interval))
+
+
+def stale_workers(now: datetime | None = None) -> tuple[list[WorkerHeartbeat], bool]:
+    """(the heartbeats older than two passes, whether any worker is alive)."""
+    now = now or timezone.now()
+    beats = list(WorkerHeartbeat.objects.all())
+    stale = [b for b in beats if now - b.beat_at > too_old(b.interval)]
+    return stale, len(stale) < len(beats)
+
+
+def check_workers(now: datetime | None = None) -> bool:
+    """Alert when no worker has beaten within two of its passes (or a worker's passes
+    keep failing); True if a worker is alive and well."""
+    now = now or timezone.now()
+    stale, alive = stale_workers(now)
+    failing = [
+        b
+        for b in WorkerHeartbeat.objects.filter(failing_since__isnull=False)
+        if now - b.failing_since > too_old(b.interval)
+    ]
+    if WorkerHeartbeat.objects.exists() and not alive:
+        last = max(b.beat_at for b in stale)
+        alerts.raise_alert(
+            "worker-heartbeat",
+            f"no backup worker has reported since {last:%Y-%m-%d %H:%M:%S} UTC: backups, "
+            "restores and monitoring are not running",
+        )
+    else:
+        alerts.resolve_alert("worker-heartbeat")
+    for beat in failing:
+        alerts.raise_alert(
+            f"worker-failing:{beat.holder}",
+            f"the backup worker {beat.holder} fails its passes since "
+            f"{beat.failing_since:%Y-%m-%d %H:%M:%S} UTC: {beat.last_error}",
+        )
+    healthy = {b.holder for b in WorkerHeartbeat.objects.filter(failing_since__isnull=True)}
+    for alert in alerts.open_alerts().filter(key__startswith="worker-failing:"):
+        if alert.key.removeprefix("worker-failing:") in healthy:
+            alerts.resolve_alert(alert.key)
+    # Heartbeats of workers gone for a day are history, not workers.
+    WorkerHeartbeat.objects.filter(beat_at__lt=now - timedelta(days=1)).delete()
+    return alive and not failing
+
+
+def check_degraded(interval: int, now: datetime | None = None) -> list[Backup]:
+    """Alert on each backup still degraded a pass after it was found so (re-syncs have
+    not caught up); resolve the alerts of those that are not any more."""
+    now = now or timezone.now()
+    late = list(
+        Backup.objects.filter(state=Backup.DEGRADED, finished_at__lt=now - too_old(interval) / 2)
+    )
+    for backup in late:
+        verified = backup.copies.filter(state=BackupCopy.VERIFIED).count()
+        alerts.raise_alert(
+            f"degraded:{backup.id.hex}",
+            f"backup {backup.short_id} of {backup.label} is verified on {verified} site(s) "
+            f"only, under the {settings.BACKUP_MIN_GOOD_SITES} it needs, and re-syncs have not "
+            "caught up",
+        )
+    still = {b.id.hex for b in Backup.objects.filter(state=Backup.DEGRADED)}
+    for alert in alerts.open_alerts().filter(key__startswith="degraded:"):
+        if alert.key.removeprefix("degraded:") not in still:
+            alerts.resolve_alert(alert.key)
+    return late
+
+
+def check_site_contents(sites) -> dict[str, list[str]]:
+    """List each site once and compare with the copies the catalog says it holds: a copy
+    whose objects are gone is marked missing (its backup degrades, and is re-synced)
+    and alerted on, at the next pass, not at the weekly re-read."""
+    from .service import DUMP_OBJECT, MANIFEST_OBJECT, settle
+
+    expected: dict[str, list[BackupCopy]] = {}
+    for copy in BackupCopy.objects.filter(
+        state=BackupCopy.VERIFIED, backup__state__in=(Backup.GOOD, Backup.DEGRADED)
+    ).select_related("backup"):
+        expected.setdefault(copy.site, []).append(copy)
+    missing: dict[str, list[str]] = {}
+    for site in sites:
+        key = f"site-objects:{site.name}"
+        try:
+            present = site.paths()
+        except SiteError:
+            continue  # the write/read probe alerts on a site that cannot be reached
+        gone = [
+            copy
+            for copy in expected.get(site.name, [])
+            if f"{copy.backup.prefix}/{DUMP_OBJECT}" not in present
+            or f"{copy.backup.prefix}/{MANIFEST_OBJECT}" not in present
+        ]
+        for copy in gone:
+            BackupCopy.objects.filter(pk=copy.pk).update(
+                state=BackupCopy.MISSING,
+                error="its objects are gone from the site",
+                verified_at=timezone.now(),
+            )
+            settle(copy.backup)
+        if gone:
+            missing[site.name] = [c.backup.short_id for c in gone]
+            alerts.raise_alert(
+                key,
+                f"backup site {site.name} holds {len(gone)} backup(s) fewer than the catalog "
+                f"expects ({', '.join(missing[site.name][:5])}"
+                f"{', ...' if len(gone) > 5 else ''}): marked missing, to be re-synced",
+            )
+        else:
+            alerts.resolve_alert(key)
+    return missing
+
+
+SPACE_MARGIN = 1.25  # the next backup may be somewhat larger than the last one
+
+
+def check_site_space(sites) -> dict[str, int]:
+    """Alert on each file site with less free space than the next backup needs (the
+    largest latest backup of any database, with a margin)."""
+    latest: dict[str, int] = {}
+    for target, size in (
+        Backup.objects.filter(state__in=(Backup.GOOD, Backup.DEGRADED))
+        .order_by("target", "-started_at")
+        .values_list("target", "stored_bytes")
+    ):
+        latest.setdefault(target, size)
+    need = int(max(latest.values(), default=0) * SPACE_MARGIN) + (1 << 20)
+    short = {}
+    for site in sites:
+        key = f"site-space:{site.name}"
+        free = site.free_bytes()
+        if free is not None and free < need:
+            short[site.name] = free
+            alerts.raise_alert(
+                key,
+                f"backup site {site.name} has {filesizeformat(free)} free, less than the "
+                f"next backup needs (about {filesizeformat(need)})",
+            )
+        else:
+            alerts.resolve_alert(key)
+    return short

@@ -20,9 +20,14 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from oxygis.audit.events import record
-from oxygis.tenancy.context import CATALOG, using_database
-from oxygis.tenancy.databases import default_server, forget_tenant_database, tenant_context
-from oxygis.tenancy.engines import engine_for, forget_alias, register_alias
+from oxygis.tenancy.context import CATALOG
+from oxygis.tenancy.databases import (
+    default_server,
+    forget_tenant_database,
+    open_database,
+    tenant_context,
+)
+from oxygis.tenancy.engines import engine_for
 from oxygis.tenancy.models import Tenant
 from oxygis.tenancy.provisioning import (
     TenantError,
@@ -42,6 +47,14 @@ from .models import Backup, BackupCopy, Restore
 from .service import DUMP_OBJECT, MANIFEST_OBJECT
 from .sites import SiteError, configured_sites, one_line
 from .streams import HashingReader
+from .swaps import (
+    highest_known_order_number,
+    order_counter,
+    raise_order_counter,
+    summary,
+    swap_in,
+    swap_names,
+)
 
 log = logging.getLogger("oxygis.backups")
 
@@ -151,13 +164,8 @@ def check_restored(ref: DatabaseRef, manifest: dict) -> None:
 
 def _migrate(entry: dict) -> None:
     """Bring a restored database of an older schema to the current migrations."""
-    alias = f"restore_{secrets.token_hex(6)}"
-    register_alias(alias, entry)
-    try:
-        with using_database(alias):
-            call_command("migrate", database=alias, interactive=False, verbosity=0)
-    finally:
-        forget_alias(alias)
+    with open_database(entry, prefix="restore") as alias:
+        call_command("migrate", database=alias, interactive=False, verbosity=0)
 
 
 def _start(restore: Restore) -> None:
@@ -167,6 +175,8 @@ def _start(restore: Restore) -> None:
 
 def _finish(restore: Restore, state: str, detail: str) -> Restore:
     restore.state, restore.finished_at, restore.detail = state, timezone.now(), detail[:2000]
+    if state == Restore.FAILED:
+        restore.previous_database = ""  # a failed swap keeps nothing
     restore.save(
         update_fields=["state", "finished_at", "detail", "site", "new_slug", "previous_database"]
     )
@@ -176,16 +186,37 @@ def _finish(restore: Restore, state: str, detail: str) -> Restore:
 def request_restore(backup: Backup, mode: str, requested_by: str) -> Restore:
     if backup.state not in (Backup.GOOD, Backup.DEGRADED):
         raise BackupError(f"backup {backup.short_id} is {backup.state}: it cannot be restored")
-    return Restore.objects.create(backup=backup, mode=mode, requested_by=requested_by)
+    run = Restore(backup=backup, mode=mode, requested_by=requested_by)
+    if mode == Restore.LIVE:
+        if backup.tenant is None:
+            raise BackupError("this backup's tenant no longer exists: restore it side by side")
+        # Named now, so that what is kept can be said before it happens.
+        run.replacement_database, run.previous_database = swap_names(backup.tenant)
+    run.save()
+    return run
 
 
 def perform(restore: Restore, *, sites=None, keys=None, progress=None) -> Restore:
-    """Run a requested restore to its end; the Restore row says how it went."""
+    """Run a requested restore to its end; the Restore row says how it went.
+
+    Its lease (renewed as it progresses) tells the worker's recovery that it is alive;
+    killed, it is finished or undone by ``swaps.recover_interrupted``."""
     runner = {
         Restore.SIDE_BY_SIDE: _side_by_side,
         Restore.LIVE: _live,
         Restore.TEST: _test,
     }[restore.mode]
+    with LeaseGuard(f"restore:{restore.id.hex}", "this restore") as lease:
+
+        def tick(text: str) -> None:
+            lease.renew()
+            if progress:
+                progress(text)
+
+        return _perform(restore, runner, sites=sites, keys=keys, progress=tick)
+
+
+def _perform(restore: Restore, runner, *, sites, keys, progress) -> Restore:
     _start(restore)
     try:
         detail = runner(restore, sites=sites, keys=keys, progress=progress)
@@ -262,8 +293,13 @@ def _side_by_side(restore: Restore, *, sites, keys, progress) -> str:
         restore.site = site
         check_restored(ref, manifest)
         _migrate(entry)
-        # A new workspace: no session, key or link of the original is valid in it.
+        # A new workspace: no session, key or link of the original is valid in it, and
+        # it never gives out an order number the original already has.
         forgotten = distrust(entry, source, backup.started_at, fresh_copy=True)
+        source_entry = engine_for(source.database_server).tenant_entry(source)
+        raise_order_counter(
+            entry, max(highest_known_order_number(source), order_counter(source_entry))
+        )
         tenant.state = Tenant.ACTIVE
         tenant.save(update_fields=["state", "updated_at"])
     except BaseException:
@@ -300,11 +336,16 @@ def _live(restore: Restore, *, sites, keys, progress) -> str:
         raise BackupError("this backup's tenant no longer exists: restore it side by side")
     tenant = Tenant.objects.select_related("database_server", "plan").get(pk=tenant.pk)
     engine = engine_for(tenant.database_server)
-    stamp = secrets.token_hex(4)
-    replacement, previous = f"{tenant.db_name}_r{stamp}", f"{tenant.db_name}_p{stamp}"
+    replacement, previous = restore.replacement_database, restore.previous_database
     entry = engine.entry_named(tenant, replacement)
     ref = DatabaseRef.from_entry(entry)
-    with LeaseGuard(tenant.id.hex, f"a backup or restore of tenant {tenant.slug}"):
+    with LeaseGuard(tenant.id.hex, f"a backup or restore of tenant {tenant.slug}") as lease:
+        restore.phase = Restore.RESTORING
+        restore.save(update_fields=["phase"])
+
+        def tick(text: str) -> None:
+            lease.renew()
+            progress(text)
 
         def prepare():
             engine.drop_named_database(replacement)
@@ -314,7 +355,7 @@ def _live(restore: Restore, *, sites, keys, progress) -> str:
             engine.drop_named_database(replacement)
 
         site, manifest = restore_stream(
-            backup, ref, prepare, discard, sites=sites, keys=keys, progress=progress
+            backup, ref, prepare, discard, sites=sites, keys=keys, progress=tick
         )
         restore.site = site
         try:
@@ -323,8 +364,11 @@ def _live(restore: Restore, *, sites, keys, progress) -> str:
         except BaseException:
             discard()
             raise
-        forgotten = _swap(tenant, engine, replacement, previous, since=backup.started_at)
-    restore.previous_database = previous
+        try:
+            forgotten = swap_in(restore, tenant, since=backup.started_at)
+        except BackupError:
+            discard()  # not swapped (the tenant stayed busy): the copy goes
+            raise
     with tenant_context(tenant):
         record(
             "backup.restored_live",
@@ -333,49 +377,47 @@ def _live(restore: Restore, *, sites, keys, progress) -> str:
             backup=backup.short_id,
             taken=backup.started_at.isoformat(),
             previous_database=previous,
+            replaced=restore.report,
             revoked=forgotten,
         )
-    forget_tenant_database(tenant)
-    return f"live database replaced from {site}; the previous one is kept as {previous}"
+    return (
+        f"live database replaced from {site}; the previous one is kept as {previous}; "
+        f"it held, {summary(restore.report)}"
+    )
 
 
-def _swap(tenant: Tenant, engine, replacement: str, previous: str, *, since) -> dict:
-    """Put ``replacement`` in place of the tenant's database, keeping the old one as
-    ``previous``; the tenant answers 503 for the moment it takes.
-
-    Before it is served again, the database now in place forgets every credential that
-    ended after ``since`` (its own point in time); if that fails the tenant stays
-    suspended (fail closed) and the error is raised."""
-    state_before = tenant.state
-    Tenant.objects.filter(pk=tenant.pk).update(state=Tenant.SUSPENDED)
-    try:
-        forget_tenant_database(tenant)
-        engine.swap_databases(tenant, replacement, previous)
-    except BaseException:
-        Tenant.objects.filter(pk=tenant.pk).update(state=state_before)
-        raise
-    forgotten = distrust(engine.tenant_entry(tenant), tenant, since, fresh_copy=False)
-    Tenant.objects.filter(pk=tenant.pk).update(state=state_before)
-    return forgotten
-
-
-def roll_back(run: Restore, requested_by: str) -> str:
-    """Undo a live restore: the database it replaced goes back in place, and the restored
-    one is kept in turn (so the rollback can itself be undone by hand)."""
-    if run.mode != Restore.LIVE or run.state != Restore.DONE or not run.previous_database:
-        raise BackupError("only a completed live restore can be rolled back")
+def roll_back(run: Restore, requested_by: str) -> Restore:
+    """Undo a swap: the database it replaced goes back in place, and the one it put in
+    place is kept in turn (so the rollback can itself be rolled back). A swap like the
+    others: drained, said, resumable; recorded as a Restore of mode "rollback"."""
+    if (
+        run.mode not in (Restore.LIVE, Restore.ROLLBACK)
+        or run.state != Restore.DONE
+        or not run.previous_database
+    ):
+        raise BackupError("only a completed live restore (or rollback) can be rolled back")
     if run.backup is None or run.backup.tenant is None:
         raise BackupError("the tenant of this restore no longer exists")
     tenant = Tenant.objects.select_related("database_server").get(pk=run.backup.tenant_id)
-    engine = engine_for(tenant.database_server)
-    kept = f"{tenant.db_name}_p{secrets.token_hex(4)}"
-    with LeaseGuard(tenant.id.hex, f"a backup or restore of tenant {tenant.slug}"):
-        # What was revoked while the restored database was live must stay revoked.
-        forgotten = _swap(tenant, engine, run.previous_database, kept, since=run.started_at)
-    restored_from = run.previous_database
-    Restore.objects.filter(pk=run.pk).update(
-        previous_database="", detail=f"{run.detail}; rolled back, restored data kept as {kept}"
+    _, kept = swap_names(tenant)
+    back = Restore.objects.create(
+        backup=run.backup,
+        mode=Restore.ROLLBACK,
+        requested_by=requested_by,
+        replacement_database=run.previous_database,
+        previous_database=kept,
     )
+    with LeaseGuard(f"restore:{back.id.hex}", "this rollback"):
+        _start(back)
+        try:
+            with LeaseGuard(tenant.id.hex, f"a backup or restore of tenant {tenant.slug}"):
+                back.phase = Restore.RESTORING
+                back.save(update_fields=["phase"])
+                # What was revoked while the database put back was not live stays revoked.
+                forgotten = swap_in(back, tenant, since=run.started_at)
+        except Exception as exc:
+            _finish(back, Restore.FAILED, one_line(exc))
+            raise
     with tenant_context(tenant):
         record(
             "backup.rolled_back",
@@ -383,18 +425,20 @@ def roll_back(run: Restore, requested_by: str) -> str:
             by=requested_by,
             backup=run.backup.short_id,
             kept_database=kept,
+            replaced=back.report,
             revoked=forgotten,
         )
-    forget_tenant_database(tenant)
-    return (
-        f"{tenant.slug} is back on the database that was kept as {restored_from}; "
-        f"the restored one is kept as {kept}"
+    return _finish(
+        back,
+        Restore.DONE,
+        f"{run.replacement_database or 'the restored database'} replaced by "
+        f"{run.previous_database}, kept as {kept}; it held, {summary(back.report)}",
     )
 
 
 # --- restore test (C8) -------------------------------------------------------------------
-def _test(restore: Restore, *, sites, keys, progress) -> str:
-    backup = restore.backup
+def scratch_engine(backup: Backup):
+    """The engine whose server takes scratch restores of ``backup``."""
     tenant = backup.tenant
     if backup.engine == "postgresql":
         server = tenant.database_server if tenant is not None else default_server()
@@ -402,8 +446,15 @@ def _test(restore: Restore, *, sites, keys, progress) -> str:
         server = default_server()
     if backup.engine == "postgresql" and server.engine != "postgresql":
         raise BackupError("a PostgreSQL backup needs a PostgreSQL server to be tested")
-    engine = engine_for(server)
+    return engine_for(server)
+
+
+def _test(restore: Restore, *, sites, keys, progress) -> str:
+    backup = restore.backup
+    engine = scratch_engine(backup)
     name = f"{settings.DB_PREFIX}scratch_{secrets.token_hex(4)}"
+    restore.replacement_database = name  # for the recovery, should this process die
+    restore.save(update_fields=["replacement_database"])
     entry = engine.entry_named(None, name)
     ref = DatabaseRef.from_entry(entry)
     try:

@@ -22,6 +22,8 @@ from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
 import oxygis
+from oxygis.audit.events import record
+from oxygis.tenancy.context import CATALOG, using_database
 from oxygis.tenancy.engines import engine_for
 from oxygis.tenancy.models import Plan, Tenant
 
@@ -85,7 +87,7 @@ def tenant_target(tenant: Tenant) -> Target:
 
 def all_targets() -> list[Target]:
     """The catalog and every active or suspended tenant (suspended data is still data)."""
-    tenants = Tenant.objects.filter(state__in=(Tenant.ACTIVE, Tenant.SUSPENDED)).select_related(
+    tenants = Tenant.objects.filter(state__in=Tenant.EXISTING).select_related(
         "plan", "database_server"
     )
     return [catalog_target(), *(tenant_target(t) for t in tenants)]
@@ -95,11 +97,24 @@ def all_targets() -> list[Target]:
 Progress = Callable[[str], None]
 
 
-def fail_interrupted(target: Target, sites: list[Site]) -> int:
-    """Mark as failed the backups of ``target`` left running by a process that died (the
-    caller holds the lease, so none is really running) and remove their objects."""
+def fail_interrupted(target: Target, sites: list[Site], keys=None) -> int:
+    """Settle the backups of ``target`` left running by a process that died (the caller
+    holds the lease, so none is really running).
+
+    One that finished on the sites (its signed manifest there and data matching it) is
+    verified and kept: that is what a catalog restored from its own backup shows, since
+    the catalog's dump was taken while that very backup was running. The others are
+    marked failed and their objects removed."""
     stale = list(Backup.objects.filter(target=target.key, state=Backup.RUNNING))
     for backup in stale:
+        if _complete_on_the_sites(backup, sites, keys or configured_keys()):
+            log.warning(
+                "backup %s of %s was left running but is whole on the sites: kept (%s)",
+                backup.short_id,
+                backup.label,
+                backup.state,
+            )
+            continue
         for site in sites:
             try:
                 site.delete_prefix(backup.prefix)
@@ -111,6 +126,32 @@ def fail_interrupted(target: Target, sites: list[Site]) -> int:
             error="interrupted: the process running it stopped before it was verified",
         )
     return len(stale)
+
+
+def _complete_on_the_sites(backup: Backup, sites: list[Site], keys) -> bool:
+    """Learn a backup's content from the first signed manifest found for it, then verify
+    every copy against it; True if at least one copy verifies (the backup is settled)."""
+    for site in sites:
+        try:
+            sealed = site.get(f"{backup.prefix}/{MANIFEST_OBJECT}")
+            manifest = open_manifest(sealed, keys, expect_id=backup.id.hex, expect_sha256=None)
+        except (SiteError, ManifestError):
+            continue
+        Backup.objects.filter(pk=backup.pk).update(
+            sha256=manifest["sha256"],
+            stored_bytes=manifest["stored_bytes"],
+            dump_bytes=manifest["dump_bytes"],
+            manifest=manifest,
+        )
+        backup.refresh_from_db()
+        for each in sites:
+            BackupCopy.objects.get_or_create(backup=backup, site=each.name)
+            verify_copy(backup, each, keys)
+        if backup.copies.filter(state=BackupCopy.VERIFIED).exists():
+            settle(backup, finished=True)
+            return True
+        return False
+    return False
 
 
 def run_backup(
@@ -126,7 +167,7 @@ def run_backup(
     keys = keys or configured_keys()
     recipients = keys.age_recipients()
     with LeaseGuard(target.key, f"a backup of {target.what}") as lease:
-        fail_interrupted(target, sites)
+        fail_interrupted(target, sites, keys)
         backup = Backup.objects.create(
             target=target.key,
             tenant=target.tenant,
@@ -204,6 +245,7 @@ def _write(backup, target, sites, keys, recipients, lease, progress) -> None:
         "finished_at": timezone.now().isoformat(),
         "migrations": snapshot.migrations,
         "row_counts": snapshot.row_counts,
+        "order_next_number": snapshot.order_next_number,
         "dump_bytes": source.count,
         "stored_bytes": tee.count,
         "sha256": sha256,
@@ -307,7 +349,9 @@ def resync(backup: Backup, sites=None, keys=None) -> Backup:
     keys = keys or configured_keys()
     copies = {c.site: c for c in backup.copies.all()}
     good = [s for s in sites if copies.get(s.name) and copies[s.name].state == BackupCopy.VERIFIED]
-    wanting = [s for s in sites if s not in good]
+    # Not to a site that fails its probe (alerted on): it would fail again, at length.
+    down = set(alerts.open_alerts().filter(key__startswith="site:").values_list("key", flat=True))
+    wanting = [s for s in sites if s not in good and f"site:{s.name}" not in down]
     if not good or not wanting:
         return settle(backup)
     source = good[0]
@@ -349,10 +393,23 @@ def retained(backups: list[Backup], daily_days: int, weekly_weeks: int, now: dat
 
 
 def prune(target_key: str, daily_days: int, weekly_weeks: int, sites=None, now=None) -> list:
-    """Delete what the plan no longer keeps, but only what a newer good backup replaces."""
+    """Delete what the plan no longer keeps, and only what a newer good backup replaces.
+
+    Nothing is pruned while any backup of the target is degraded: a site that lost its
+    copies makes backups degraded, and they are all re-synced first (a backup with a
+    verified copy somewhere is never lost because copies went missing elsewhere). Every
+    deletion is logged and audited in the platform's log."""
     sites = configured_sites() if sites is None else sites
     now = now or timezone.now()
     backups = list(Backup.objects.filter(target=target_key).exclude(state=Backup.RUNNING))
+    degraded = [b for b in backups if b.state == Backup.DEGRADED]
+    if degraded:
+        log.info(
+            "pruning of %s waits: %d degraded backup(s) are re-synced first",
+            backups[0].label,
+            len(degraded),
+        )
+        return []
     good = [b for b in backups if b.state == Backup.GOOD]
     if not good:
         return []  # nothing replaces anything yet: keep every copy we have
@@ -370,6 +427,22 @@ def prune(target_key: str, daily_days: int, weekly_weeks: int, sites=None, now=N
         except SiteError as exc:
             log.warning("prune of %s deferred: %s", backup.short_id, exc)
             continue
+        log.info(
+            "pruned backup %s of %s taken %s (%s): the plan keeps it no more",
+            backup.short_id,
+            backup.label,
+            f"{backup.started_at:%Y-%m-%d %H:%M}",
+            backup.state,
+        )
+        with using_database(CATALOG):
+            record(
+                "backup.pruned",
+                target=backup.label,
+                backup=backup.id.hex,
+                taken=backup.started_at.isoformat(),
+                state=backup.state,
+            )
+        alerts.resolve_alerts_about(backup.id.hex)
         pruned.append(backup.short_id)
         backup.delete()
     return pruned

@@ -159,6 +159,20 @@ class Site:
             # rule that aborts incomplete multipart uploads.)
             shutil.rmtree(os.path.join(self.root, prefix), ignore_errors=True)
 
+    def paths(self) -> set[str]:
+        """Every object the site holds (one listing: the monitor compares it with the
+        catalog each pass)."""
+        try:
+            return {m["path"] for batch in obstore.list(self.store) for m in batch}
+        except Exception as exc:
+            raise self._fail("cannot list", exc) from None
+
+    def free_bytes(self) -> int | None:
+        """Free space where a file site writes (None for cloud sites: no such limit)."""
+        if self.scheme != "file":
+            return None
+        return shutil.disk_usage(self.root).free
+
     def probe(self) -> None:
         """Write, read back and delete a small object: raises SiteError if any step fails."""
         path = f".probe/{socket.gethostname()}-{os.getpid()}"

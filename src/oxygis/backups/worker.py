@@ -6,25 +6,30 @@ one started) simply carries on; leases keep two from working on one database at 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import os
 import time
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
 from oxygis.core import limiter
 
-from . import credentials, monitor, restore
+from . import alerts, credentials, monitor, restore, swaps
 from .keys import configured_keys
-from .leases import LeaseHeld
-from .models import Backup, Restore
+from .leases import HOST, LeaseHeld
+from .models import Backup, Restore, WorkerHeartbeat
 from .service import Target, all_targets, prune, resync, run_backup
-from .sites import configured_sites
+from .sites import configured_sites, one_line
 
 log = logging.getLogger("oxygis.backups.worker")
 
+# Set in a supervised worker's environment: its supervisor's pid.
+SUPERVISOR_ENV = "OXYGIS_WORKER_SUPERVISOR"
 RETRY_AFTER = timedelta(minutes=10)
 SITE_PROBE_EVERY = timedelta(minutes=10)
 
@@ -53,11 +58,47 @@ def is_due(target: Target, now: datetime) -> bool:
     return last.started_at < slot
 
 
+class Heartbeat:
+    """This worker's row in WorkerHeartbeat: written at each pass and, throttled, while
+    long work runs (progress callbacks), so that a worker is seen alive or missing."""
+
+    EVERY = timedelta(seconds=10)
+
+    def __init__(self, interval: int):
+        self.holder = f"{HOST}:{os.getpid()}"
+        self.interval = interval
+        self._last: datetime | None = None
+
+    def beat(self, *, passed: bool = False, error: str | None = None, force: bool = False):
+        now = timezone.now()
+        every = min(self.EVERY, timedelta(seconds=self.interval))
+        if not (force or passed or error) and self._last and now - self._last < every:
+            return
+        row, _ = WorkerHeartbeat.objects.get_or_create(
+            holder=self.holder,
+            defaults={"host": HOST, "pid": os.getpid(), "interval": self.interval},
+        )
+        row.beat_at, row.interval = now, self.interval
+        if passed:
+            row.passes += 1
+            row.failing_since, row.last_error = None, ""
+        if error:
+            row.failing_since = row.failing_since or now
+            row.last_error = error[:1000]
+        row.save()
+        self._last = now
+
+    def gone(self) -> None:
+        WorkerHeartbeat.objects.filter(holder=self.holder).delete()
+
+
 class Worker:
-    def __init__(self, *, sites=None, keys=None, restore_tests: bool = True):
+    def __init__(self, *, sites=None, keys=None, restore_tests: bool = True, interval=None):
         self._sites = sites
         self._keys = keys
         self.restore_tests = restore_tests
+        self.interval = interval or settings.WORKER_INTERVAL
+        self.heartbeat = Heartbeat(self.interval)
         self._last_probe: datetime | None = None
         self.stopping = False
 
@@ -70,6 +111,7 @@ class Worker:
         return self._keys or configured_keys()
 
     def _step(self, name: str, func, *args, **kwargs):
+        self._progress(name)
         try:
             return func(*args, **kwargs)
         except LeaseHeld:
@@ -78,18 +120,31 @@ class Worker:
             log.error("worker step %s failed: %s", name, exc)
             return None
 
+    def _progress(self, text: str) -> None:
+        """Long work (a backup, a restore) keeps the heartbeat going."""
+        with contextlib.suppress(Exception):
+            self.heartbeat.beat()
+
     def tick(self, now: datetime | None = None) -> None:
+        """One pass. Raises only when the catalog itself cannot be used (the caller
+        retries with backoff); each step's own failure is logged and the pass goes on."""
         now = now or timezone.now()
         close_old_connections()
+        self.heartbeat.beat(force=True)
         sites = self.sites
         targets = all_targets()
+        # A restore whose process died is finished or undone before anything else.
+        self._step("interrupted restores", swaps.recover_interrupted)
+        self._step("scratch files", sweep_scratch)
         for target in targets:
             if is_due(target, now):
                 log.info("backing up %s", target.what)
                 backup = self._step("backup", self._backup, target, sites)
                 if backup is not None:
                     log.info("backup of %s: %s (%s)", target.what, backup.state, backup.short_id)
-        for backup in Backup.objects.filter(state=Backup.DEGRADED)[:5]:
+        self._step("site contents", monitor.check_site_contents, sites)
+        # Every degraded backup is re-synced before anything of its target is pruned.
+        for backup in Backup.objects.filter(state=Backup.DEGRADED).order_by("started_at"):
             self._step("re-sync", resync, backup, sites, self.keys)
         self.run_queued_restores(sites)
         for target in targets:
@@ -97,12 +152,18 @@ class Worker:
         if self._last_probe is None or now - self._last_probe >= SITE_PROBE_EVERY:
             self._step("site check", monitor.check_sites, sites)
             self._last_probe = now
+        self._step("site space", monitor.check_site_space, sites)
         self._step("window check", monitor.check_windows, now)
+        self._step("degraded check", monitor.check_degraded, self.interval)
         self._step("re-verify", monitor.reverify_oldest, sites, self.keys, now)
         if self.restore_tests and monitor.restore_test_due(now):
             self._step("restore test", monitor.run_restore_tests, sites, self.keys)
+        self._step("kept databases", swaps.expire_kept_databases, now)
         self._step("limiter buckets", limiter.prune, now)
         self._step("credential events", credentials.prune_events, now)
+        self.heartbeat.beat(passed=True)
+        alerts.resolve_alert(f"worker-restarted:{HOST}")
+        self._step("worker check", monitor.check_workers)
         close_old_connections()
 
     def run_queued_restores(self, sites=None) -> list[Restore]:
@@ -110,17 +171,72 @@ class Worker:
         done = []
         for queued in Restore.objects.filter(state=Restore.QUEUED).order_by("requested_at")[:3]:
             self._step(
-                "restore", restore.perform, queued, sites=sites or self.sites, keys=self.keys
+                "restore",
+                restore.perform,
+                queued,
+                sites=sites or self.sites,
+                keys=self.keys,
+                progress=self._progress,
             )
             done.append(queued)
         return done
 
     def _backup(self, target, sites):
-        return run_backup(target, sites=sites, keys=self.keys, scheduled=True)
+        return run_backup(
+            target, sites=sites, keys=self.keys, scheduled=True, progress=self._progress
+        )
 
-    def run_forever(self, interval: int) -> None:
-        log.info("backup worker started (every %s s)", interval)
+    def run_forever(self) -> None:
+        """Pass after pass until stopped. A pass that fails (the catalog unreachable, say)
+        is logged once per run of failures and retried after 1, 2, 4... seconds, up to the
+        interval; the worker never dies of it. Supervised, it ends with its supervisor."""
+        log.info("backup worker started (every %s s)", self.interval)
+        supervisor = int(os.environ.get(SUPERVISOR_ENV) or 0)
+        failures = 0
         while not self.stopping:
             started = time.monotonic()
-            self.tick()
-            time.sleep(max(1.0, interval - (time.monotonic() - started)))
+            try:
+                self.tick()
+            except Exception as exc:
+                failures += 1
+                reason = one_line(exc)
+                if failures == 1:
+                    log.error("worker pass failed, retrying until it works: %s", reason)
+                with contextlib.suppress(Exception):
+                    self.heartbeat.beat(error=reason)
+                close_old_connections_quietly()
+                wait = min(2 ** (failures - 1), self.interval)
+            else:
+                if failures:
+                    log.warning("worker passes work again after %d failed one(s)", failures)
+                failures = 0
+                wait = max(1.0, self.interval - (time.monotonic() - started))
+            deadline = time.monotonic() + wait
+            while not self.stopping and time.monotonic() < deadline:
+                if supervisor and os.getppid() != supervisor:
+                    log.warning("the worker's supervisor is gone: stopping")
+                    return
+                time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+
+
+def close_old_connections_quietly() -> None:
+    """After a failed pass, drop connections that may be broken (the next pass opens new)."""
+    from django.db import connections
+
+    for connection in connections.all(initialized_only=True):
+        with contextlib.suppress(Exception):
+            connection.close()
+
+
+def sweep_scratch() -> int:
+    """Remove scratch files left by processes of this host that are gone (a backup or
+    restore killed before it could clean up)."""
+    from .dumps import scratch_files_of_the_dead
+
+    removed = 0
+    for path in scratch_files_of_the_dead():
+        path.unlink(missing_ok=True)
+        removed += 1
+    if removed:
+        log.info("removed %d scratch file(s) left by stopped processes", removed)
+    return removed

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.conf import settings
+from django.db import connections
 
 from .context import binding_tenant, using_database
 from .engines import engine_for, forget_alias, register_alias
+from .guard import holding, outermost_hold
 from .models import DatabaseServer
 
 
@@ -24,9 +27,34 @@ def forget_tenant_database(tenant) -> None:
 
 @contextmanager
 def tenant_context(tenant) -> Iterator[str]:
-    """Bind the tenant's database (and the tenant) for the enclosed unit of work."""
-    with binding_tenant(tenant), using_database(register_tenant_database(tenant)) as alias:
-        yield alias
+    """Bind the tenant's database (and the tenant) for the enclosed unit of work.
+
+    The unit of work holds the tenant's guard (tenancy/guard.py) from before its
+    connection opens until after it is closed, so that a swap of the database waits for
+    it; raises TenantBusy while one runs."""
+    with binding_tenant(tenant), holding(tenant):
+        alias = register_tenant_database(tenant)
+        try:
+            with using_database(alias):
+                yield alias
+        finally:
+            if outermost_hold(tenant) and alias in connections.settings:
+                # Nothing of this unit of work stays open on the database once its hold
+                # is released (a swap may move the database right after).
+                connections[alias].close()
+
+
+@contextmanager
+def open_database(entry: dict, prefix: str = "db") -> Iterator[str]:
+    """Bind a database that is no tenant's live one (a restored copy, one kept by a
+    swap) under a throwaway alias, closed and forgotten at the end."""
+    alias = f"{prefix}_{secrets.token_hex(6)}"
+    register_alias(alias, entry)
+    try:
+        with using_database(alias):
+            yield alias
+    finally:
+        forget_alias(alias)
 
 
 def default_server() -> DatabaseServer:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import ipaddress
 
 from django.conf import settings
+from django.http import JsonResponse
 from django.shortcuts import render
 
 from .context import CATALOG, using_database
 from .databases import tenant_context
+from .guard import TenantBusy
 from .hosts import CONSOLE, classify_host
 from .models import Tenant
 
@@ -63,6 +65,20 @@ class TrustedProxyMiddleware:
         return self.get_response(request)
 
 
+RETRY_AFTER = 5  # seconds: a swap of a database lasts about that long
+BEING_RESTORED = "The workspace {name} is being restored: try again in a moment."
+
+
+def unavailable(request, message: str):
+    """503 with Retry-After: JSON on the API, the 503 page elsewhere."""
+    if request.path.startswith("/api/"):
+        response = JsonResponse({"detail": message}, status=503)
+    else:
+        response = render(request, "503.html", {"message": message}, status=503)
+    response["Retry-After"] = str(RETRY_AFTER)
+    return response
+
+
 def not_found(request):
     """The one 404 for hosts we do not serve: same page whatever the reason."""
     return render(request, "404.html", status=404)
@@ -91,13 +107,23 @@ class TenantHostMiddleware:
                 return self.get_response(request)
         tenant = (
             Tenant.objects.select_related("database_server")
-            .filter(slug=site.slug, state__in=[Tenant.ACTIVE, Tenant.SUSPENDED])
+            .filter(slug=site.slug, state__in=Tenant.EXISTING)
             .first()
         )
         if tenant is None:
             return not_found(request)
         if tenant.state == Tenant.SUSPENDED:
-            return render(request, "503.html", {"tenant_name": tenant.name}, status=503)
+            return unavailable(
+                request,
+                f"The workspace {tenant.name} is suspended. Its administrator can contact "
+                "Oxygis support to restore access.",
+            )
+        if tenant.state == Tenant.MAINTENANCE:
+            return unavailable(request, BEING_RESTORED.format(name=tenant.name))
         request.tenant = tenant
-        with tenant_context(tenant):
-            return self.get_response(request)
+        try:
+            with tenant_context(tenant):
+                return self.get_response(request)
+        except TenantBusy:
+            # A restore is swapping its database: a moment, not an error.
+            return unavailable(request, BEING_RESTORED.format(name=tenant.name))

@@ -66,7 +66,16 @@ class Tenant(models.Model):
     never from anything a user typed (C9)."""
 
     PROVISIONING, ACTIVE, SUSPENDED = "provisioning", "active", "suspended"
-    STATES = [(PROVISIONING, "Provisioning"), (ACTIVE, "Active"), (SUSPENDED, "Suspended")]
+    # For the few seconds a live restore or a rollback swaps its database.
+    MAINTENANCE = "maintenance"
+    STATES = [
+        (PROVISIONING, "Provisioning"),
+        (ACTIVE, "Active"),
+        (SUSPENDED, "Suspended"),
+        (MAINTENANCE, "Being restored"),
+    ]
+    # A tenant that exists (its database is there, whether it answers or not).
+    EXISTING = (ACTIVE, SUSPENDED, MAINTENANCE)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     slug = models.CharField(max_length=40, unique=True, validators=[validate_single_line])

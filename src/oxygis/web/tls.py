@@ -222,7 +222,7 @@ class HostCertificates:
         if not name or name in self.default_names:
             return None  # the default certificate names it already
         try:
-            if self.served(name):
+            if name in self._contexts or self.served(name):
                 context = self.context_for(name)
                 if context is not None:
                     ssl_socket.context = context

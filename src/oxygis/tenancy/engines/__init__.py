@@ -90,7 +90,12 @@ class Engine:
 
     def swap_databases(self, tenant, replacement: str, previous: str) -> None:
         """Make ``replacement`` the tenant's database; keep the old one as ``previous``
-        (no connections allowed to it). The tenant must be suspended meanwhile."""
+        (no connections allowed to it). The tenant's guard must be drained meanwhile."""
+        raise NotImplementedError
+
+    def finish_or_undo_swap(self, tenant, replacement: str, previous: str) -> bool:
+        """A swap was interrupted: finish it if it had begun and say True, or undo what
+        was prepared and say False."""
         raise NotImplementedError
 
     # --- shared ---------------------------------------------------------------------

@@ -240,3 +240,27 @@ class PostgreSQLEngine(Engine):
             conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(new, live))
             # A database kept by an earlier swap comes back closed: open it (rollback).
             conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true").format(live))
+
+    def finish_or_undo_swap(self, tenant, replacement: str, previous: str) -> bool:
+        """After a swap was interrupted: True if it had happened (finishing a half-done
+        one: the live name renamed away, the replacement not yet in place), False if
+        not, in which case the live database is opened again."""
+        with self.admin() as conn:
+            names = {
+                row[0]
+                for row in conn.execute(
+                    "SELECT datname FROM pg_database WHERE datname = ANY(%s)",
+                    [[tenant.db_name, replacement, previous]],
+                ).fetchall()
+            }
+            live = sql.Identifier(tenant.db_name)
+            if tenant.db_name not in names and {replacement, previous} <= names:
+                conn.execute(
+                    sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                        sql.Identifier(replacement), live
+                    )
+                )
+                names = (names - {replacement}) | {tenant.db_name}
+            if tenant.db_name in names:
+                conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true").format(live))
+            return replacement not in names

@@ -106,14 +106,48 @@ class SQLiteEngine(Engine):
             path.unlink(missing_ok=True)
 
     def swap_databases(self, tenant, replacement: str, previous: str) -> None:
-        live = self._path(tenant.db_name)
-        # Fold the write-ahead log into the file first, so that the kept copy is whole.
-        conn = sqlite3.connect(live)
-        try:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        finally:
-            conn.close()
-        os.replace(live, self._path(previous))
-        for extra in ("-wal", "-shm"):
-            Path(f"{live}{extra}").unlink(missing_ok=True)
-        os.replace(self._path(replacement), live)
+        """Put ``replacement`` under the tenant's name, keeping the old database, with
+        its write-ahead log, as ``previous``.
+
+        The old files are hard-linked to their new names before the live name is
+        given to the replacement in one rename: at every instant the live name names a
+        whole database, and whatever still has the old files open (nothing should,
+        after the drain) writes into the kept database, never into a removed log."""
+        live, new, kept = (self._path(n) for n in (tenant.db_name, replacement, previous))
+        _checkpoint(new)
+        for suffix in ("-wal", "-shm"):  # the replacement is closed: its log is folded in
+            Path(f"{new}{suffix}").unlink(missing_ok=True)
+        _checkpoint(live)
+        for suffix in ("", "-wal", "-shm"):
+            if Path(f"{live}{suffix}").exists():
+                os.link(f"{live}{suffix}", f"{kept}{suffix}")
+        for suffix in ("-wal", "-shm"):
+            Path(f"{live}{suffix}").unlink(missing_ok=True)
+        os.replace(new, live)
+
+    def finish_or_undo_swap(self, tenant, replacement: str, previous: str) -> bool:
+        """After a swap was interrupted: True if it had happened (the replacement is in
+        place), False if not, in which case any half-made link is removed."""
+        live, new, kept = (self._path(n) for n in (tenant.db_name, replacement, previous))
+        if not new.exists():
+            return kept.exists()
+        for suffix in ("", "-wal", "-shm"):
+            link, source = Path(f"{kept}{suffix}"), Path(f"{live}{suffix}")
+            if not link.exists():
+                continue
+            if not source.exists():
+                os.rename(link, source)  # the live log, unlinked already: put it back
+            elif os.path.samefile(link, source):
+                link.unlink()  # only ever a second name of the live files
+        return False
+
+
+def _checkpoint(path: Path) -> None:
+    """Fold a database's write-ahead log into the file (a no-op without one)."""
+    if not path.exists():
+        return
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()

@@ -7,14 +7,14 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from oxygis.tenancy.engines import EngineError
+from oxygis.tenancy.engines import EngineError, engine_for
 from oxygis.tenancy.hosts import site_url
 from oxygis.tenancy.provisioning import TenantError, get_tenant
 
-from ... import monitor, restore, service
+from ... import monitor, restore, service, swaps
 from ...alerts import open_alerts
 from ...errors import BackupError
-from ...models import Backup, BackupCopy, Restore
+from ...models import Backup, BackupCopy, Restore, WorkerHeartbeat
 
 
 def _table(write, rows) -> None:
@@ -153,17 +153,21 @@ class Command(BaseCommand):
         source = get_tenant(tenant)
         chosen = service.find_backup(source.id.hex, backup)
         mode = Restore.LIVE if live else Restore.SIDE_BY_SIDE
-        if live and not yes:
-            if not sys.stdin.isatty():
-                raise BackupError("refusing to replace live data without confirmation: add --yes")
-            answer = input(
-                f"Replace the live database of {source.slug} with backup {chosen.short_id} of "
-                f"{chosen.started_at:%Y-%m-%d %H:%M} UTC? (the current one is kept) "
-                "Type the slug to confirm: "
+        if live:
+            run = restore.request_restore(chosen, mode, "operator (CLI)")
+            self._say_what_is_replaced(
+                source,
+                since=chosen.started_at,
+                what=f"backup {chosen.short_id} of {chosen.started_at:%Y-%m-%d %H:%M} UTC",
+                kept=run.previous_database,
             )
-            if answer.strip() != source.slug:
-                raise BackupError("not confirmed; nothing restored")
-        run = restore.request_restore(chosen, mode, "operator (CLI)")
+            try:
+                self._confirm(yes, source, "replace the live database")
+            except BackupError:
+                run.delete()
+                raise
+        else:
+            run = restore.request_restore(chosen, mode, "operator (CLI)")
         started = timezone.now()
         restore.perform(run, progress=self.progress)
         self.progress("")
@@ -182,32 +186,57 @@ class Command(BaseCommand):
                     f"in {seconds:.1f} s; the previous database is kept as {run.previous_database}"
                 )
             )
+            self.stdout.write(f"  It held, {swaps.summary(run.report)}.")
+
+    def _say_what_is_replaced(self, tenant, *, since, what, kept) -> None:
+        """Before anything is replaced: what the live database holds since ``since``."""
+        live = engine_for(tenant.database_server).tenant_entry(tenant)
+        report = swaps.describe_replaced(live, since)
+        self.stdout.write(f"{what} replaces the live database of {tenant.slug}.")
+        self.stdout.write(f"  The live database holds, {swaps.summary(report)}.")
+        self.stdout.write(
+            f"  It is kept as {kept} (for `oxygis backup rollback`); the orders created since "
+            "are listed in a CSV report when the swap happens, not carried over."
+        )
+
+    def _confirm(self, yes: bool, tenant, action: str) -> None:
+        if yes:
+            return
+        if not sys.stdin.isatty():
+            raise BackupError(f"refusing to {action} without confirmation: add --yes")
+        answer = input(f"Type the slug to {action} of {tenant.slug}: ")
+        if answer.strip() != tenant.slug:
+            raise BackupError("not confirmed; nothing changed")
 
     # --- rollback ------------------------------------------------------------------
     def do_rollback(self, tenant, yes, **_):
         source = get_tenant(tenant)
         run = (
             Restore.objects.filter(
-                backup__target=source.id.hex, mode=Restore.LIVE, state=Restore.DONE
+                backup__target=source.id.hex,
+                mode__in=(Restore.LIVE, Restore.ROLLBACK),
+                state=Restore.DONE,
             )
             .exclude(previous_database="")
+            .order_by("-finished_at")
             .first()
         )
         if run is None:
             raise BackupError(f"tenant {source.slug} has no live restore to roll back")
-        if not yes:
-            if not sys.stdin.isatty():
-                raise BackupError("refusing to swap databases without confirmation: add --yes")
-            answer = input(
-                f"Put back the database {run.previous_database} that the live restore of "
-                f"{run.finished_at:%Y-%m-%d %H:%M} UTC replaced? Type the slug to confirm: "
-            )
-            if answer.strip() != source.slug:
-                raise BackupError("not confirmed; nothing changed")
-        self.stdout.write(self.style.SUCCESS(restore.roll_back(run, "operator (CLI)")))
+        self._say_what_is_replaced(
+            source,
+            since=run.started_at,
+            what=f"The database {run.previous_database} that the swap of "
+            f"{run.finished_at:%Y-%m-%d %H:%M} UTC replaced",
+            kept="a new kept database",
+        )
+        self._confirm(yes, source, "roll back the live database")
+        back = restore.roll_back(run, "operator (CLI)")
+        self.stdout.write(self.style.SUCCESS(f"{source.slug}: {back.detail}"))
 
     # --- status --------------------------------------------------------------------
     def do_status(self, **_):
+        workers_ok = monitor.check_workers()
         statuses = monitor.check_windows()
         rows = [("DATABASE", "LAST GOOD (UTC)", "AGE", "NEWEST", "STATUS")]
         for s in statuses:
@@ -222,11 +251,27 @@ class Command(BaseCommand):
                 )
             )
         _table(self.stdout.write, rows)
+        self.stdout.write("")
+        beats = list(WorkerHeartbeat.objects.all())
+        for beat in beats:
+            age = (timezone.now() - beat.beat_at).total_seconds()
+            health = "ok" if age <= monitor.too_old(beat.interval).total_seconds() else "STALE"
+            failing = f", failing since {beat.failing_since:%H:%M:%S}" if beat.failing_since else ""
+            self.stdout.write(
+                f"Worker {beat.holder}: last beat {age:.0f} s ago, "
+                f"{beat.passes} pass(es){failing}: {health}"
+            )
+        if not beats:
+            self.stdout.write("No backup worker is running (start `oxygis worker`).")
         alerts = list(open_alerts())
         self.stdout.write("")
         if not alerts:
             self.stdout.write("No open alerts.")
         for alert in alerts:
             self.stdout.write(f"ALERT since {alert.raised_at:%Y-%m-%d %H:%M} UTC: {alert.message}")
-        if alerts or any(s.overdue for s in statuses):
-            raise CommandError(f"{len(alerts)} open alert(s)", returncode=1)
+        if alerts or any(s.overdue for s in statuses) or not workers_ok:
+            raise CommandError(
+                f"{len(alerts)} open alert(s)"
+                + ("" if workers_ok else "; no healthy backup worker"),
+                returncode=1,
+            )

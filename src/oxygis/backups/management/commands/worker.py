@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from ...supervisor import Supervisor
 from ...worker import Worker
 
 
@@ -22,9 +24,17 @@ class Command(BaseCommand):
             default=settings.WORKER_INTERVAL,
             help="seconds between passes (default OXYGIS_WORKER_INTERVAL or 30)",
         )
+        parser.add_argument(
+            "--supervise",
+            action="store_true",
+            help="run the worker as a child process and restart it if it dies or hangs",
+        )
 
-    def handle(self, *args, once, interval, **options):
-        worker = Worker()
+    def handle(self, *args, once, interval, supervise, **options):
+        interval = max(1, interval)
+        if supervise:
+            sys.exit(Supervisor(interval).run())
+        worker = Worker(interval=interval)
 
         def stop(signum, frame):
             # Unwinds: a backup in progress cleans up and is marked failed. The flag also
@@ -37,6 +47,11 @@ class Command(BaseCommand):
             if once:
                 worker.tick()
             else:
-                worker.run_forever(max(1, interval))
+                worker.run_forever()
         except KeyboardInterrupt:
-            sys.exit(0)
+            pass
+        finally:
+            if not once:
+                # Stopped on purpose: no longer a worker to expect beats from.
+                with contextlib.suppress(Exception):
+                    worker.heartbeat.gone()

@@ -10,6 +10,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connections
 
 from oxygis import config
 from oxygis.backups.keys import ensure_embedded_keys
@@ -90,8 +91,12 @@ class Command(BaseCommand):
         # The backup worker runs beside the web server, as its own process.
         worker = None
         if not no_worker:
-            worker = subprocess.Popen([sys.executable, "-m", "oxygis.cli", "worker"])
+            # Supervised: restarted if it dies or hangs (backups/supervisor.py).
+            worker = subprocess.Popen([sys.executable, "-m", "oxygis.cli", "worker", "--supervise"])
         arbiter = os.getpid()
+        # gunicorn forks its workers from here: none may inherit our database sessions
+        # (a PostgreSQL socket shared by two processes mixes their conversations).
+        connections.close_all()
         try:
             server.run(
                 binds=binds,
@@ -143,6 +148,4 @@ def _existing_tenant_host(name: str) -> bool:
     if site is None or site.kind != TENANT:
         return False
     with using_database(CATALOG):
-        return Tenant.objects.filter(
-            slug=site.slug, state__in=[Tenant.ACTIVE, Tenant.SUSPENDED]
-        ).exists()
+        return Tenant.objects.filter(slug=site.slug, state__in=Tenant.EXISTING).exists()
