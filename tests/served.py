@@ -1,4 +1,4 @@
-"""A real ``oxygis serve`` (gunicorn, HTTPS) in a subprocess, for end-to-end tests."""
+"""A real ``oxygis serve`` (Hypercorn, HTTPS) in a subprocess, for end-to-end tests."""
 
 from __future__ import annotations
 
@@ -71,9 +71,14 @@ class Served:
             setattr(context, key, value)
         return context
 
-    def request(self, host, method, path, *, body=None, headers=None, context=None):
-        """An HTTPS request to ``host`` (SNI and certificate check on that name)."""
-        raw = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+    def request(
+        self, host, method, path, *, body=None, headers=None, context=None, source="127.0.0.1"
+    ):
+        """An HTTPS request to ``host`` (SNI and certificate check on that name), from the
+        loopback address ``source`` (127.0.0.0/8 all leads here: distinct clients)."""
+        raw = socket.create_connection(
+            ("127.0.0.1", self.port), timeout=10, source_address=(source, 0)
+        )
         sock = (context or self.tls_context()).wrap_socket(raw, server_hostname=host)
         tls_version = sock.version()
         try:
@@ -97,12 +102,14 @@ def cookies_of(response) -> dict[str, str]:
     return {name: morsel.value for name, morsel in jar.items()}
 
 
-def sign_in_over_https(served, host: str, username: str, password: str):
+def sign_in_over_https(served, host: str, username: str, password: str, source="127.0.0.1"):
     """One sign-in attempt on a fresh connection, as a browser makes it (CSRF included)."""
     import re
     from urllib.parse import urlencode
 
-    login = served.request(host, "GET", "/accounts/login/")
+    login = served.request(host, "GET", "/accounts/login/", source=source)
+    if login.status != 200:
+        return login
     csrf = cookies_of(login)["__Host-oxygis_csrf"]
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login.text)[1]
     return served.request(
@@ -115,4 +122,5 @@ def sign_in_over_https(served, host: str, username: str, password: str):
             "Cookie": f"__Host-oxygis_csrf={csrf}",
             "Origin": f"https://{host}:{served.port}",
         },
+        source=source,
     )

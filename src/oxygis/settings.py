@@ -112,6 +112,8 @@ AUTH_USER_MODEL = "accounts.User"
 MIDDLEWARE = [
     # Trusted-proxy headers first, so that everything after sees the real scheme and peer.
     "oxygis.tenancy.middleware.TrustedProxyMiddleware",
+    # Logs the end of a database outage (web/outages.py) at the first good answer.
+    "oxygis.web.outages.EpisodeMiddleware",
     # Header middleware before anything that answers early (the HTTPS redirect, static
     # files, the unknown-host 404), so that every response carries CSP and DENY.
     "csp.middleware.CSPMiddleware",
@@ -255,6 +257,12 @@ AXES_ENABLE_ADMIN = False
 # accounts and tenants together, before any password is hashed (S12).
 SECRET_CHECKS_BURST = config.env_int("SECRET_CHECKS_BURST", 10, minimum=1)
 SECRET_CHECKS_PER_HOUR = config.env_int("SECRET_CHECKS_PER_HOUR", 120, minimum=1)
+# Password hashes one process computes at once (accounts/hashers.py), and how long a
+# request waits for a slot before it gets 503.
+PASSWORD_HASHES_AT_ONCE = config.env_int("PASSWORD_HASHES_AT_ONCE", 1, minimum=1)
+PASSWORD_HASH_WAIT = config.env_int("PASSWORD_HASH_WAIT", 1, minimum=0)
+# Threads of each web server process (web/asgi.py): requests run there, one per thread.
+WEB_THREADS = config.env_int("WEB_THREADS", 16, minimum=1)
 AXES_VERBOSE = False
 
 # --- static files, i18n -----------------------------------------------------------

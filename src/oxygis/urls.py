@@ -28,3 +28,6 @@ urlpatterns = [
     path(".well-known/security.txt", views.security_txt, name="security-txt"),
     path(".well-known/security-policy", views.security_policy, name="security-policy"),
 ]
+
+# A database out of reach, or the password hashers all busy: 503, logged once per episode.
+handler500 = "oxygis.web.outages.server_error"

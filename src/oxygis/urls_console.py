@@ -13,3 +13,6 @@ urlpatterns = [
         name="console-security-policy",
     ),
 ]
+
+# A database out of reach, or the password hashers all busy: 503, logged once per episode.
+handler500 = "oxygis.web.outages.server_error"

@@ -1,4 +1,4 @@
-"""S12: the lockout holds across several gunicorn workers (state in the database)."""
+"""S12: the lockout holds across several server processes (state in the database)."""
 
 import os
 import re

@@ -226,23 +226,3 @@ def s3_server():
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
-
-
-@pytest.fixture
-def own_catalog(tmp_path):
-    """Settings for processes with a catalog of their own (and, on PostgreSQL, their own
-    names): their worker must not see, nor back up, the run's tenants."""
-    import secrets as _secrets
-
-    from tests.conftest import ENGINE, PG_ADMIN_URL, PREFIX, _pg_admin
-
-    env = {"OXYGIS_VAR_DIR": str(tmp_path)}
-    if ENGINE == "postgresql":
-        name = f"{PREFIX}own{_secrets.token_hex(3)}"
-        with _pg_admin() as conn:
-            conn.execute(f'CREATE DATABASE "{name}_catalog"')
-        base = PG_ADMIN_URL.rsplit("/", 1)[0]
-        env |= {"OXYGIS_DATABASE_URL": f"{base}/{name}_catalog", "OXYGIS_DB_PREFIX": f"{name}_"}
-    else:
-        env |= {"OXYGIS_DATABASE_URL": ""}
-    return env

@@ -1,5 +1,5 @@
 """S6: schemathesis drives every API operation with generated input against the real
-server (gunicorn, HTTPS): no answer may be a 5xx."""
+server (Hypercorn, HTTPS): no answer may be a 5xx."""
 
 import json
 import os

@@ -1,4 +1,4 @@
-"""C12: ``oxygis serve`` as a user runs it: a real gunicorn speaking HTTPS only.
+"""C12: ``oxygis serve`` as a user runs it: a real server speaking HTTPS only.
 
 Starts the real server on a free port with a fresh data folder, signs in as the demo
 administrator with the printed one-time password, then stops it with Ctrl-C."""

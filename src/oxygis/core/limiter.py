@@ -137,6 +137,8 @@ def guards_secrets(view):
     def wrapper(request, *args, **kwargs):
         if request.method == "POST":
             try:
+                # A read first: an address that ran dry is refused without a write.
+                check(SECRET_CHECKS, client_address(request))
                 take(SECRET_CHECKS, client_address(request))
             except RateLimited as exc:
                 return limited_response(request, exc)

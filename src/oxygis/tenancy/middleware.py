@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import ipaddress
-
-from django.conf import settings
-from django.http import JsonResponse
 from django.shortcuts import render
+
+from oxygis.core.addresses import is_trusted_proxy, real_client
+from oxygis.core.responses import unavailable
 
 from .context import CATALOG, using_database
 from .databases import tenant_context
@@ -21,14 +20,6 @@ _FORWARDED = (
     "HTTP_X_FORWARDED_PORT",
     "HTTP_FORWARDED",
 )
-
-
-def _trusted(address: str) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in settings.TRUSTED_PROXIES)
 
 
 def _last(value: str) -> str:
@@ -47,36 +38,19 @@ class TrustedProxyMiddleware:
 
     def __call__(self, request):
         meta = request.META
-        if _trusted(meta.get("REMOTE_ADDR", "")):
+        if is_trusted_proxy(meta.get("REMOTE_ADDR", "")):
             if meta.get("HTTP_X_FORWARDED_HOST"):
                 meta["HTTP_HOST"] = _last(meta["HTTP_X_FORWARDED_HOST"])
             if meta.get("HTTP_X_FORWARDED_PROTO"):
                 proto = _last(meta["HTTP_X_FORWARDED_PROTO"]).lower()
                 meta["wsgi.url_scheme"] = "https" if proto == "https" else "http"
-            if meta.get("HTTP_X_FORWARDED_FOR"):
-                # The client is the right-most address that is not one of our proxies.
-                for hop in reversed(meta["HTTP_X_FORWARDED_FOR"].split(",")):
-                    hop = hop.strip()
-                    if not _trusted(hop):
-                        meta["REMOTE_ADDR"] = hop
-                        break
+            meta["REMOTE_ADDR"] = real_client(meta["REMOTE_ADDR"], meta.get("HTTP_X_FORWARDED_FOR"))
         for header in _FORWARDED:
             meta.pop(header, None)
         return self.get_response(request)
 
 
-RETRY_AFTER = 5  # seconds: a swap of a database lasts about that long
 BEING_RESTORED = "The workspace {name} is being restored: try again in a moment."
-
-
-def unavailable(request, message: str):
-    """503 with Retry-After: JSON on the API, the 503 page elsewhere."""
-    if request.path.startswith("/api/"):
-        response = JsonResponse({"detail": message}, status=503)
-    else:
-        response = render(request, "503.html", {"message": message}, status=503)
-    response["Retry-After"] = str(RETRY_AFTER)
-    return response
 
 
 def not_found(request):

@@ -12,7 +12,9 @@ import datetime as dt
 import ipaddress
 import logging
 import os
+import time
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -176,10 +178,16 @@ class HostCertificates:
     MAX_CONTEXTS = 256
     MAX_FILES = 20_000
 
+    REFUSED_FOR = 30  # seconds a name we do not serve is not looked up again
+
     def __init__(self, folder: Path, served, *, default_names=()):
         self.folder, self.served = folder, served
         self.default_names = frozenset(default_names)
         self._contexts: OrderedDict[str, object] = OrderedDict()
+        self._refused: OrderedDict[str, float] = OrderedDict()
+        # One thread for lookups and issuing: the handshake runs in the event loop, and
+        # both touch the catalog (one at a time keeps the caches simple).
+        self._lookups = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sni")
 
     def _path(self, name: str) -> Path:
         return self.folder / "hosts" / f"{name}.pem"
@@ -217,15 +225,39 @@ class HostCertificates:
         for path in files[: len(files) - self.MAX_FILES]:
             path.unlink(missing_ok=True)
 
+    def _choose(self, name: str):
+        """The context for ``name``, or None (default certificate); in the lookup thread:
+        it may query the catalog, which Django forbids in the event loop's thread."""
+        if name in self._contexts:
+            return self.context_for(name)
+        if self._refused.get(name, 0) > time.monotonic():
+            return None
+        if not self.served(name):
+            # Made-up names are remembered a while: one catalog query per name and
+            # REFUSED_FOR seconds, however often a client asks for it.
+            self._refused[name] = time.monotonic() + self.REFUSED_FOR
+            self._refused.move_to_end(name)
+            while len(self._refused) > self.MAX_CONTEXTS * 4:
+                self._refused.popitem(last=False)
+            return None
+        return self.context_for(name)
+
+    def _choose_and_close(self, name: str):
+        from django.db import close_old_connections
+
+        try:
+            return self._choose(name)
+        finally:
+            close_old_connections()  # no session of this thread outlives the lookup
+
     def sni_callback(self, ssl_socket, server_name, _context):
         name = (server_name or "").lower()
         if not name or name in self.default_names:
             return None  # the default certificate names it already
         try:
-            if name in self._contexts or self.served(name):
-                context = self.context_for(name)
-                if context is not None:
-                    ssl_socket.context = context
+            context = self._lookups.submit(self._choose_and_close, name).result(timeout=5)
+            if context is not None:
+                ssl_socket.context = context
         except Exception:  # a handshake must never die of our lookup; log and go on
             log.exception("could not choose a certificate for %s", name)
         return None

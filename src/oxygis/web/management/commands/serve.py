@@ -1,4 +1,4 @@
-"""``oxygis serve``: set up what is missing, then serve HTTPS with gunicorn."""
+"""``oxygis serve``: set up what is missing, then serve HTTPS (web/server.py)."""
 
 from __future__ import annotations
 
@@ -16,10 +16,9 @@ from oxygis import config
 from oxygis.backups.keys import ensure_embedded_keys
 from oxygis.tenancy.context import CATALOG, using_database
 from oxygis.tenancy.demo import ensure_demo_tenant
-from oxygis.tenancy.hosts import TENANT, classify_host, site_url, tenant_host
-from oxygis.tenancy.models import Tenant
+from oxygis.tenancy.hosts import site_url, tenant_host
 from oxygis.web import server
-from oxygis.web.tls import HostCertificates, ensure_local_tls
+from oxygis.web.tls import ensure_local_tls
 
 
 class Command(BaseCommand):
@@ -34,7 +33,7 @@ class Command(BaseCommand):
             "--workers",
             type=int,
             default=int(os.environ.get("OXYGIS_WORKERS", "2")),
-            help="gunicorn worker processes (default 2, or OXYGIS_WORKERS)",
+            help="web server processes (default 2, or OXYGIS_WORKERS)",
         )
         parser.add_argument("--no-demo", action="store_true", help="do not create the demo tenant")
         parser.add_argument(
@@ -52,7 +51,7 @@ class Command(BaseCommand):
             # Links in e-mails name the port we serve on (and so does the worker we start).
             settings.PUBLIC_PORT = port
             os.environ["OXYGIS_PUBLIC_PORT"] = str(port)
-        certfile, keyfile, host_certificates = self._tls()
+        certfile, keyfile, tls_folder, default_names = self._tls()
         settings.VAR_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
         with using_database(CATALOG):
             call_command("migrate", database=CATALOG, interactive=False, verbosity=0)
@@ -88,34 +87,35 @@ class Command(BaseCommand):
         out("")
         self.stdout.flush()
         binds = [f"[{bind}]:{port}" if ":" in bind else f"{bind}:{port}"]
-        # The backup worker runs beside the web server, as its own process.
+        # The backup worker runs beside the web server, as its own (supervised) process.
         worker = None
         if not no_worker:
             # Supervised: restarted if it dies or hangs (backups/supervisor.py).
             worker = subprocess.Popen([sys.executable, "-m", "oxygis.cli", "worker", "--supervise"])
-        arbiter = os.getpid()
-        # gunicorn forks its workers from here: none may inherit our database sessions
-        # (a PostgreSQL socket shared by two processes mixes their conversations).
+        # The server's processes are spawned, not forked, and open their own database
+        # sessions; ours are of no use to them.
         connections.close_all()
         try:
-            server.run(
+            code = server.run(
                 binds=binds,
                 workers=workers,
                 certfile=certfile,
                 keyfile=keyfile,
-                host_certificates=host_certificates,
+                tls_folder=tls_folder,
+                default_names=default_names,
             )
         finally:
-            # gunicorn's forked workers unwind through here too: only the arbiter stops it.
-            if worker is not None and os.getpid() == arbiter:
+            if worker is not None:
                 worker.terminate()
                 try:
                     worker.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     worker.kill()
+        if code:
+            raise CommandError(f"the web server stopped with exit code {code}", returncode=2)
 
     def _tls(self):
-        """(certificate, key, per-host certificates) for gunicorn."""
+        """(certificate, key, folder of per-host certificates, names of the default one)."""
         cert = os.environ.get("OXYGIS_TLS_CERT_FILE")
         key = os.environ.get("OXYGIS_TLS_KEY_FILE")
         if bool(cert) != bool(key):
@@ -126,10 +126,10 @@ class Command(BaseCommand):
             for path in (cert, key):
                 if not Path(path).is_file():
                     raise CommandError(f"TLS file not found: {path}", returncode=2)
-            return cert, key, None
+            return cert, key, None, ()
         if settings.PRODUCTION:
             if settings.TRUSTED_PROXIES:
-                return None, None, None  # TLS ends at the trusted proxy in front of us
+                return None, None, None, ()  # TLS ends at the trusted proxy in front of us
             raise CommandError(
                 "production needs TLS: set OXYGIS_TLS_CERT_FILE/KEY_FILE, or "
                 "OXYGIS_TRUSTED_PROXIES for the TLS proxy in front of this server",
@@ -138,14 +138,4 @@ class Command(BaseCommand):
         folder = Path(settings.VAR_DIR) / "tls"
         names = [settings.DOMAIN, tenant_host("demo"), f"console.{settings.DOMAIN}"]
         tls = ensure_local_tls(folder, names)
-        hosts = HostCertificates(folder, _existing_tenant_host, default_names=names)
-        return str(tls.cert), str(tls.key), hosts
-
-
-def _existing_tenant_host(name: str) -> bool:
-    """Is ``name`` the host of a tenant that exists (the only names we mint for)?"""
-    site = classify_host(name)
-    if site is None or site.kind != TENANT:
-        return False
-    with using_database(CATALOG):
-        return Tenant.objects.filter(slug=site.slug, state__in=Tenant.EXISTING).exists()
+        return str(tls.cert), str(tls.key), folder, names
