@@ -39,6 +39,7 @@ test-sqlite: $(VENV)/.test
 
 test-postgresql: $(VENV)/.test
 	scripts/ensure-postgres
+	scripts/ensure-pgbouncer
 	scripts/ensure-chromium
 	scripts/ensure-azurite
 	OXYGIS_TEST_ENGINE=postgresql OXYGIS_TEST_URL_COVERAGE=1 $(BIN)/pytest $(PYTEST_ARGS)
@@ -54,6 +55,7 @@ lock: $(VENV)/.test
 
 bench: $(VENV)/.test
 	scripts/ensure-postgres
+	scripts/ensure-pgbouncer
 	$(BIN)/python bench/provision.py
 	$(BIN)/python bench/backup.py
 

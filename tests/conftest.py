@@ -83,6 +83,9 @@ def pytest_configure(config):
     # files under var/mail/), as it does for a user.
     django.setup()
     call_command("migrate", verbosity=0, interactive=False)
+    from oxygis.web.staticfiles import ensure_collected
+
+    ensure_collected()  # as `oxygis serve` does: pages name the hashed files
     # Fixtures import models, so they load once Django is set up.
     config.pluginmanager.import_plugin("tests.fixtures")
 

@@ -92,6 +92,18 @@ def env_domain(name: str, default: str) -> str:
     return value
 
 
+def env_host_port(name: str) -> tuple[str, int] | None:
+    """``host:port`` (``[v6]:port`` for an IPv6 address), or None when unset."""
+    value = env_str(name)
+    if not value:
+        return None
+    host, sep, port = value.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ImproperlyConfigured(f"OXYGIS_{name} must be host:port, not {value!r}")
+    return host, int(port)
+
+
 def env_networks(name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     value = env_str(name) or ""
     networks = []

@@ -267,7 +267,14 @@ AXES_VERBOSE = False
 
 # --- static files, i18n -----------------------------------------------------------
 STATIC_URL = "/static/"
-WHITENOISE_USE_FINDERS = True  # app static dirs served directly; no collectstatic step
+# Collected by `oxygis serve` (web/staticfiles.py) under hashed names, with gzip and Brotli
+# copies; WhiteNoise serves them with a year-long cache (the name changes with the file).
+STATIC_ROOT = VAR_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+WHITENOISE_KEEP_ONLY_HASHED_FILES = True
 LANGUAGE_CODE = "en"
 TIME_ZONE = "UTC"
 USE_I18N = True
@@ -304,6 +311,14 @@ BACKUP_SCRATCH_DIR = VAR_DIR / "scratch"  # SQLite dumps and restores in progres
 BACKUP_MIN_GOOD_SITES = 3
 BACKUP_WINDOW_HOURS = config.env_int("BACKUP_WINDOW_HOURS", 26, minimum=1)
 WORKER_INTERVAL = config.env_int("WORKER_INTERVAL", 30, minimum=1)
+# PostgreSQL connections each process keeps and reuses (tenancy/pool.py): to the catalog,
+# to tenant databases (all together), and how long an idle one is kept.
+CATALOG_CONNECTIONS = config.env_int("CATALOG_CONNECTIONS", 4, minimum=1)
+TENANT_CONNECTIONS = config.env_int("TENANT_CONNECTIONS", 10, minimum=1)
+DB_IDLE_SECONDS = config.env_int("DB_IDLE_SECONDS", 60, minimum=1)
+# A connection pooler (PgBouncer, session mode) in front of the catalog's PostgreSQL
+# server: tenant requests reach their databases through it (docs/operations.md).
+DATABASE_POOLER = config.env_host_port("DATABASE_POOLER")
 # A swap (live restore, rollback) waits this long for requests and jobs to finish.
 RESTORE_DRAIN_SECONDS = config.env_int("RESTORE_DRAIN_SECONDS", 30, minimum=1)
 # Databases kept by a swap are dropped after this many days (an alert comes before).

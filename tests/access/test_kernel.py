@@ -198,3 +198,44 @@ def test_system_bypass_is_explicit_and_audited(world):
         assert AuditEvent.objects.filter(
             action="access.system", target="nightly export test"
         ).exists()
+
+
+def test_prefetched_and_related_rows_follow_each_actor_in_turn(world, as_user):
+    """S6: the scoped querysets the layer keeps per actor (so that a prefetch does not
+    compile the rule once per row) never serve another actor: actors bound one after
+    the other in the same thread, each through prefetches, related managers and the
+    base manager, see their own rows only; a read-only key's actor cannot write."""
+    from oxygis.access.actors import ReadOnlyActor
+
+    def seen(prefetching=True):
+        orders = Order.objects.prefetch_related("lines") if prefetching else Order.objects
+        lines = {line.pk for order in orders.all() for line in order.lines.all()}
+        return {o.pk for o in orders.all()}, lines
+
+    with system(reason="test: expected lines"):
+        lines_of = {
+            name: set(
+                OrderLine.objects.filter(order__in=own(world, *names)).values_list("pk", flat=True)
+            )
+            for name, names in (
+                ("sam", ["sam"]),
+                ("sue", ["sue"]),
+                ("maria", ["sam", "sue", "maria"]),
+            )
+        }
+    for name in ("sam", "sue", "maria", "sam", "nora", "sue"):
+        with as_user(name):
+            expected = own(world, *{"maria": ["sam", "sue", "maria"], "nora": []}.get(name, [name]))
+            for prefetching in (True, False):
+                orders, lines = seen(prefetching)
+                assert orders == expected
+                assert lines == lines_of.get(name, set())
+    sam = world.user("sam")
+    with as_user("sam"):
+        assert Order.objects.exists()
+        with acting_as(ReadOnlyActor(sam)):
+            assert {o.pk for o in Order.objects.all()} == own(world, "sam")
+            with pytest.raises(PermissionDenied):
+                Order.objects.all().update(currency="USD")
+        # Back to sam himself: his own scoped rows again, and his right to write.
+        assert Order.objects.all().update(updated_at=Now()) == len(own(world, "sam"))

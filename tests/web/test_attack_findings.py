@@ -111,12 +111,14 @@ def test_finding_13_issuing_is_rate_limited_and_bounded(tmp_path):
 def test_finding_14_static_files_carry_the_security_headers(alpha):
     """S3/C12 (finding 14): static files get the same CSP, framing and other headers as
     pages (a header grader gave them C)."""
-    response = alpha.client().get("/static/oxygis/base.css")
-    assert response.status_code == 200
-    assert_security_headers(response)
+    from django.templatetags.static import static
     from django.test import Client
 
-    redirect = Client(HTTP_HOST=alpha.host).get("/static/oxygis/base.css")  # plain HTTP
+    stylesheet = static("oxygis/base.css")  # the hashed name the pages link to
+    response = alpha.client().get(stylesheet)
+    assert response.status_code == 200
+    assert_security_headers(response)
+    redirect = Client(HTTP_HOST=alpha.host).get(stylesheet)  # plain HTTP
     assert redirect.status_code == 301
     assert "Content-Security-Policy" in redirect and redirect["X-Frame-Options"] == "DENY"
 

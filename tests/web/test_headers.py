@@ -1,8 +1,10 @@
 """C12, S4, S10: HTTPS-only, security headers and cookies on every response; CSRF;
 security.txt on every host."""
 
+import gzip
 import re
 
+import brotli
 import pytest
 from django.test import Client
 
@@ -146,10 +148,28 @@ def test_tenant_names_are_escaped(alpha):
     assert "Alpha <Corp>" not in html and "Alpha &lt;Corp&gt; &amp; Co" in html
 
 
-def test_static_files_are_served(alpha):
-    """The stylesheet the pages link to is served (the CSP allows 'self' only)."""
-    response = alpha.client().get("/static/oxygis/base.css")
-    assert response.status_code == 200
+def test_static_files_are_served_compressed_under_hashed_names(alpha):
+    """The files the pages link to carry a hash of their content in their name, are
+    served compressed to a browser that accepts it (Brotli, else gzip) and kept for a
+    year; the plain name is not served (a stale copy can never be used)."""
+    page = alpha.client().get("/accounts/login/").content.decode()
+    links = re.findall(r'(?:href|src)="(/static/[^"]+)"', page)
+    script = next(link for link in links if "htmx" in link)
+    assert re.search(r"htmx-2\.0\.11\.min\.[0-9a-f]{12}\.js$", script)
+    plain = alpha.client().get(script, headers={"Accept-Encoding": "identity"})
+    raw = b"".join(plain.streaming_content)
+    for encoding, decode in (("br", brotli.decompress), ("gzip", gzip.decompress)):
+        response = alpha.client().get(script, headers={"Accept-Encoding": encoding})
+        assert response.status_code == 200
+        assert response["Content-Encoding"] == encoding
+        body = b"".join(response.streaming_content)
+        assert decode(body) == raw and len(body) < len(raw) * 0.4
+        cache = response["Cache-Control"]
+        assert "immutable" in cache and int(re.search(r"max-age=(\d+)", cache)[1]) >= 31536000
+        assert "Accept-Encoding" in response["Vary"]
+    assert alpha.client().get("/static/vendor/htmx-2.0.11.min.js").status_code == 404
+    for link in links:
+        assert alpha.client().get(link).status_code == 200
 
 
 def test_csrf_middleware_is_djangos(alpha):

@@ -47,10 +47,22 @@ def _permissions(using: str, labels: list[str]):
     return [p for p in found if (p.content_type.app_label, p.codename) in wanted]
 
 
+def _last_admin_app() -> str:
+    from django.apps import apps
+
+    return [c.label for c in apps.get_app_configs() if c.label in ADMIN_APPS][-1]
+
+
 def ensure_builtin_roles(sender=None, using: str = "default", **kwargs) -> None:
-    """post_migrate receiver: create or refresh the built-in roles in ``using``."""
-    if sender is not None and sender.label not in ("accounts", *ADMIN_APPS):
+    """post_migrate receiver: create or refresh the built-in roles in ``using``, once per
+    migrate: after the last of the apps whose permissions they hold (post_migrate comes
+    once per app, in INSTALLED_APPS order, each after its permissions are made)."""
+    if sender is not None and sender.label != _last_admin_app():
         return
+    apply_roles(using)
+
+
+def apply_roles(using: str) -> None:
     groups = {
         name: Group.objects.using(using).get_or_create(name=name)[0] for name in BUILTIN_ROLES
     }

@@ -27,7 +27,8 @@ from datetime import datetime, timedelta
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.contrib.sessions.models import Session
-from django.db.models import Min
+from django.db.models import Min, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -112,14 +113,15 @@ def prune_events(now: datetime | None = None) -> int:
     from .models import Backup
 
     now = now or timezone.now()
-    oldest = dict(
-        Backup.objects.filter(tenant__isnull=False)
+    # One statement whatever the number of tenants: each event is compared with the
+    # oldest backup of its own tenant that may still be restored.
+    oldest = (
+        Backup.objects.filter(tenant_id=OuterRef("tenant_id"))
         .exclude(state=Backup.FAILED)
-        .values_list("tenant_id")
+        .order_by()
+        .values("tenant_id")
         .annotate(first=Min("started_at"))
+        .values("first")
     )
-    deleted = 0
-    for tenant_id in CredentialEvent.objects.values_list("tenant_id", flat=True).distinct():
-        keep_from = oldest.get(tenant_id, now) - MARGIN
-        deleted += CredentialEvent.objects.filter(tenant_id=tenant_id, at__lt=keep_from).delete()[0]
-    return deleted
+    keep_from = Coalesce(Subquery(oldest), Value(now)) - Value(MARGIN)
+    return CredentialEvent.objects.filter(at__lt=keep_from).delete()[0]

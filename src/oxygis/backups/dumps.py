@@ -26,6 +26,8 @@ from django.conf import settings
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from oxygis.tenancy.dburl import is_postgresql
+from oxygis.tenancy.engines.postgresql import BACKUP_APPLICATION
 from oxygis.tenancy.engines.sqlite import online_copy
 
 from .errors import BackupError
@@ -51,7 +53,7 @@ class DatabaseRef:
     def from_entry(cls, entry: dict) -> DatabaseRef:
         if entry["ENGINE"] == "django.db.backends.sqlite3":
             return cls("sqlite", str(entry["NAME"]))
-        if entry["ENGINE"] == "django.db.backends.postgresql":
+        if is_postgresql(entry):
             params = {
                 "host": entry.get("HOST") or "",
                 "port": str(entry.get("PORT") or ""),
@@ -68,7 +70,13 @@ class DatabaseRef:
     # --- PostgreSQL helpers -----------------------------------------------------------
     def connect(self, **kwargs):
         try:
-            return psycopg.connect(dbname=self.name, connect_timeout=10, **self.params, **kwargs)
+            return psycopg.connect(
+                dbname=self.name,
+                connect_timeout=10,
+                application_name=BACKUP_APPLICATION,
+                **self.params,
+                **kwargs,
+            )
         except psycopg.OperationalError as exc:
             raise BackupError(f"cannot open database {self.name}: {_last_line(exc)}") from None
 
@@ -79,7 +87,7 @@ class DatabaseRef:
         env = {**os.environ, "PGCONNECT_TIMEOUT": "10"}
         if "password" in self.params:
             env["PGPASSWORD"] = self.params["password"]
-        return make_conninfo(dbname=self.name, **params), env
+        return make_conninfo(dbname=self.name, application_name=BACKUP_APPLICATION, **params), env
 
 
 def _tool(name: str) -> str:

@@ -17,7 +17,7 @@ from oxygis.tenancy.context import CATALOG
 
 from . import alerts, restore
 from .models import Backup, BackupCopy, Restore, WorkerHeartbeat
-from .service import Target, all_targets, last_good, verify_backup
+from .service import Target, all_targets, last_good, latest_by_target, verify_backup
 from .sites import SiteError
 
 RESTORE_TEST_EVERY = timedelta(days=7)
@@ -37,52 +37,70 @@ def _catalog_born() -> datetime:
 @dataclass
 class TargetStatus:
     target: Target
-    last_good: Backup | None
-    newest: Backup | None
+    last_good_at: datetime | None
     overdue: bool
 
     @property
     def age(self) -> timedelta | None:
-        return None if self.last_good is None else timezone.now() - self.last_good.started_at
+        return None if self.last_good_at is None else timezone.now() - self.last_good_at
 
 
 FIRST_BACKUP_WITHIN = timedelta(hours=1)  # a new tenant is backed up within the hour
 
 
-def target_status(target: Target, now: datetime | None = None) -> TargetStatus:
+def statuses(targets: list[Target], now: datetime | None = None) -> list[TargetStatus]:
+    """Each database's last good backup and whether it is overdue: one grouped query."""
     now = now or timezone.now()
-    good = last_good(target.key)
-    newest = Backup.objects.filter(target=target.key).first()
-    if good is None:
-        born = target.tenant.created_at if target.tenant is not None else _catalog_born()
-        overdue = now - born > FIRST_BACKUP_WITHIN
-    else:
-        overdue = now - good.started_at > timedelta(hours=settings.BACKUP_WINDOW_HOURS)
-    return TargetStatus(target, good, newest, overdue)
-
-
-def check_windows(now: datetime | None = None) -> list[TargetStatus]:
-    """Alert on each database with no good backup within BACKUP_WINDOW_HOURS."""
-    statuses = [target_status(t, now) for t in all_targets()]
-    for status in statuses:
-        key = f"no-good-backup:{status.target.key}"
-        if status.overdue:
-            when = (
-                f"since {status.last_good.started_at:%Y-%m-%d %H:%M} UTC"
-                if status.last_good
-                else "ever"
-            )
-            window = (
-                f"{settings.BACKUP_WINDOW_HOURS} hours"
-                if status.last_good
-                else "an hour of its creation"
-            )
-            alerts.raise_alert(
-                key, f"{status.target.what} has no good backup within {window} (none {when})"
-            )
+    good = latest_by_target((Backup.GOOD,))
+    window = timedelta(hours=settings.BACKUP_WINDOW_HOURS)
+    born_catalog = None
+    result = []
+    for target in targets:
+        last = good.get(target.key)
+        if last is None:
+            if target.tenant is not None:
+                born = target.tenant.created_at
+            else:
+                born = born_catalog = born_catalog or _catalog_born()
+            overdue = now - born > FIRST_BACKUP_WITHIN
         else:
-            alerts.resolve_alert(key)
-    return statuses
+            overdue = now - last > window
+        result.append(TargetStatus(target, last, overdue))
+    return result
+
+
+def target_status(target: Target, now: datetime | None = None) -> TargetStatus:
+    return statuses([target], now)[0]
+
+
+def check_windows(now: datetime | None = None, targets=None) -> list[TargetStatus]:
+    """Alert on each database with no good backup within BACKUP_WINDOW_HOURS (or an hour
+    after its creation); resolve the others' alerts. A few queries, whatever the number
+    of databases: only the alerts that change cost one each."""
+    found = statuses(targets if targets is not None else all_targets(), now)
+    prefix = "no-good-backup:"
+    open_keys = set(
+        alerts.open_alerts().filter(key__startswith=prefix).values_list("key", flat=True)
+    )
+    overdue = {f"{prefix}{s.target.key}": s for s in found if s.overdue}
+    for key, status in overdue.items():
+        if key in open_keys:
+            continue  # open already: its e-mail went out
+        when = f"since {status.last_good_at:%Y-%m-%d %H:%M} UTC" if status.last_good_at else "ever"
+        window = (
+            f"{settings.BACKUP_WINDOW_HOURS} hours"
+            if status.last_good_at
+            else "an hour of its creation"
+        )
+        alerts.raise_alert(
+            key, f"{status.target.what} has no good backup within {window} (none {when})"
+        )
+    alerts.open_alerts().filter(key__in=open_keys & set(overdue)).update(
+        last_seen_at=timezone.now()
+    )
+    for key in open_keys - set(overdue):
+        alerts.resolve_alert(key)
+    return found
 
 
 def check_sites(sites) -> dict[str, str]:

@@ -14,10 +14,12 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 
 import pyrage
 import zstandard
 from django.conf import settings
+from django.db.models import Max
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
@@ -46,12 +48,13 @@ ZSTD_LEVEL = 3
 
 @dataclass(frozen=True)
 class Target:
-    """A database that is backed up: the catalog, or one tenant's."""
+    """A database that is backed up: the catalog, or one tenant's. Where it is (``ref``,
+    which unseals a password) is worked out only when it is needed, not for every
+    tenant at every pass."""
 
     key: str
     label: str
     tenant: Tenant | None
-    ref: DatabaseRef
     daily_days: int
     weekly_weeks: int
 
@@ -59,27 +62,26 @@ class Target:
     def what(self) -> str:
         return "the catalog" if self.tenant is None else f"tenant {self.label}"
 
+    @cached_property
+    def ref(self) -> DatabaseRef:
+        if self.tenant is None:
+            return DatabaseRef.from_entry(settings.DATABASES["default"])
+        return DatabaseRef.from_entry(
+            engine_for(self.tenant.database_server).tenant_entry(self.tenant)
+        )
+
 
 def catalog_target() -> Target:
     default = Plan._meta.get_field("backup_daily_days").default
     weekly = Plan._meta.get_field("backup_weekly_weeks").default
-    return Target(
-        CATALOG_TARGET,
-        CATALOG_TARGET,
-        None,
-        DatabaseRef.from_entry(settings.DATABASES["default"]),
-        default,
-        weekly,
-    )
+    return Target(CATALOG_TARGET, CATALOG_TARGET, None, default, weekly)
 
 
 def tenant_target(tenant: Tenant) -> Target:
-    entry = engine_for(tenant.database_server).tenant_entry(tenant)
     return Target(
         tenant.id.hex,
         tenant.slug,
         tenant,
-        DatabaseRef.from_entry(entry),
         tenant.plan.backup_daily_days,
         tenant.plan.backup_weekly_weeks,
     )
@@ -91,6 +93,16 @@ def all_targets() -> list[Target]:
         "plan", "database_server"
     )
     return [catalog_target(), *(tenant_target(t) for t in tenants)]
+
+
+def latest_by_target(states) -> dict[str, datetime]:
+    """When each database's latest backup in ``states`` started: one grouped query."""
+    return dict(
+        Backup.objects.filter(state__in=states)
+        .values("target")
+        .annotate(latest=Max("started_at"))
+        .values_list("target", "latest")
+    )
 
 
 # --- run -----------------------------------------------------------------------------

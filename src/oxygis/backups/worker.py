@@ -23,7 +23,7 @@ from . import alerts, credentials, monitor, restore, swaps
 from .keys import configured_keys
 from .leases import HOST, LeaseHeld
 from .models import Backup, Restore, WorkerHeartbeat
-from .service import Target, all_targets, prune, resync, run_backup
+from .service import Target, all_targets, latest_by_target, prune, resync, run_backup
 from .sites import configured_sites, one_line
 
 log = logging.getLogger("oxygis.backups.worker")
@@ -39,23 +39,38 @@ def slot_offset(key: str) -> timedelta:
     return timedelta(seconds=int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % 86400)
 
 
-def is_due(target: Target, now: datetime) -> bool:
-    """Due if no backup (good or degraded) since the latest daily slot, or never; not
-    while one runs, nor within RETRY_AFTER of a failure."""
-    recent = Backup.objects.filter(target=target.key, started_at__gte=now - RETRY_AFTER)
-    if recent.filter(state__in=(Backup.RUNNING, Backup.FAILED)).exists():
-        return False
-    last = (
-        Backup.objects.filter(target=target.key, state__in=(Backup.GOOD, Backup.DEGRADED))
-        .order_by("-started_at")
-        .first()
-    )
-    if last is None:
-        return True
+def _last_slot(target: Target, now: datetime) -> datetime:
     slot = now.replace(hour=0, minute=0, second=0, microsecond=0) + slot_offset(target.key)
-    if slot > now:
-        slot -= timedelta(days=1)
-    return last.started_at < slot
+    return slot - timedelta(days=1) if slot > now else slot
+
+
+def due_targets(targets: list[Target], now: datetime) -> list[Target]:
+    """The databases to back up now, in two grouped queries whatever their number: due if
+    no backup (good or degraded) since its latest daily slot, or never; not while one
+    runs, nor within RETRY_AFTER of a failure."""
+    busy = set(
+        Backup.objects.filter(
+            started_at__gte=now - RETRY_AFTER, state__in=(Backup.RUNNING, Backup.FAILED)
+        ).values_list("target", flat=True)
+    )
+    last = latest_by_target((Backup.GOOD, Backup.DEGRADED))
+    return [
+        t
+        for t in targets
+        if t.key not in busy and (t.key not in last or last[t.key] < _last_slot(t, now))
+    ]
+
+
+def is_due(target: Target, now: datetime) -> bool:
+    return bool(due_targets([target], now))
+
+
+def prune_slice(targets: list[Target], now: datetime, interval: int) -> list[Target]:
+    """The targets to prune this pass: each about once a day, spread over the passes (by
+    the hash of its key), so that a pass costs the same with 10 or 10,000 tenants."""
+    passes_a_day = max(1, 86400 // max(1, interval))
+    current = int(now.timestamp()) // max(1, interval) % passes_a_day
+    return [t for t in targets if int(slot_offset(t.key).total_seconds()) % passes_a_day == current]
 
 
 class Heartbeat:
@@ -136,18 +151,21 @@ class Worker:
         # A restore whose process died is finished or undone before anything else.
         self._step("interrupted restores", swaps.recover_interrupted)
         self._step("scratch files", sweep_scratch)
-        for target in targets:
-            if is_due(target, now):
-                log.info("backing up %s", target.what)
-                backup = self._step("backup", self._backup, target, sites)
-                if backup is not None:
-                    log.info("backup of %s: %s (%s)", target.what, backup.state, backup.short_id)
+        backed_up = []
+        for target in self._step("due", due_targets, targets, now) or []:
+            log.info("backing up %s", target.what)
+            backup = self._step("backup", self._backup, target, sites)
+            if backup is not None:
+                backed_up.append(target)
+                log.info("backup of %s: %s (%s)", target.what, backup.state, backup.short_id)
         self._step("site contents", monitor.check_site_contents, sites)
         # Every degraded backup is re-synced before anything of its target is pruned.
         for backup in Backup.objects.filter(state=Backup.DEGRADED).order_by("started_at"):
             self._step("re-sync", resync, backup, sites, self.keys)
         self.run_queued_restores(sites)
-        for target in targets:
+        # Pruning: what was just backed up, and a slice of the rest (each once a day).
+        pruned = {t.key: t for t in [*backed_up, *prune_slice(targets, now, self.interval)]}
+        for target in pruned.values():
             self._step("prune", prune, target.key, target.daily_days, target.weekly_weeks, sites)
         if self._last_probe is None or now - self._last_probe >= SITE_PROBE_EVERY:
             self._step("site check", monitor.check_sites, sites)

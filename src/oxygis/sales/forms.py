@@ -1,7 +1,24 @@
 from django import forms
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 
 from .models import Contact, Order, OrderLine, Product
+
+
+def offer(field: forms.ModelChoiceField, rows, selected, empty_label: str) -> None:
+    """Offer ``rows`` (a bounded search result) as the field's choices, with the row
+    already selected, if any: the page lists these only, whatever the table's size,
+    while the field still accepts any row of its queryset."""
+    shown = list(rows)
+    if selected not in (None, "") and all(str(row.pk) != str(selected) for row in shown):
+        try:
+            current = field.clean(selected)
+        except ValidationError:
+            current = None  # not a row this user may choose: the form says so on submit
+        if current is not None:
+            shown.insert(0, current)
+    choices = [("", empty_label)] + [(row.pk, field.label_from_instance(row)) for row in shown]
+    field.widget = forms.RadioSelect(choices=choices)
 
 
 class ContactForm(forms.ModelForm):
@@ -31,8 +48,11 @@ class OrderForm(forms.ModelForm):
         model = Order
         fields = ["customer", "salesperson", "currency"]
 
-    def __init__(self, *args, actor=None, **kwargs):
+    def __init__(self, *args, actor=None, customers=(), **kwargs):
+        """``customers``: the ones to offer (a picker's search result), not every contact."""
         super().__init__(*args, **kwargs)
+        selected = self.data.get(self.add_prefix("customer")) if self.is_bound else None
+        offer(self.fields["customer"], customers, selected, "Choose a customer")
         # Only people with a sales role can be salespeople; a salesperson's own orders
         # are theirs (the access layer refuses anything else anyway).
         people = (
@@ -60,9 +80,12 @@ class LineForm(forms.ModelForm):
         model = OrderLine
         fields = ["product", "description", "quantity", "unit_price", "tax_rate"]
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, products=(), **kwargs):
+        """``products``: the ones to offer (a picker's search result), not the catalogue."""
         super().__init__(*args, **kwargs)
         self.fields["product"].queryset = Product.objects.filter(active=True)
+        selected = self.data.get(self.add_prefix("product")) if self.is_bound else None
+        offer(self.fields["product"], products, selected, "No product: describe the line")
         self.fields["description"].required = False
         self.fields["unit_price"].required = False
         self.fields["tax_rate"].required = False

@@ -10,6 +10,7 @@ from django.core.paginator import Page, Paginator
 from django.db.models import Q
 
 PAGE_SIZE = 50
+PICK_LIMIT = 20  # a picker shows this many matches at most, whatever the table's size
 
 
 @dataclass
@@ -24,15 +25,32 @@ class Listing:
         return f"-{key}" if self.sort == key else key
 
 
+def search_text(value: str) -> str:
+    """What the user typed, as a search: NUL cannot reach PostgreSQL in a query and is
+    never part of a real search; 100 characters are enough for any name."""
+    return value.replace("\x00", "").strip()[:100]
+
+
+def matching(queryset, query: str, search: list[str]):
+    if not query:
+        return queryset
+    return queryset.filter(reduce(or_, (Q(**{f"{f}__icontains": query}) for f in search)))
+
+
+def pick(queryset, query: str, search: list[str], limit: int = PICK_LIMIT) -> tuple[list, bool]:
+    """The first ``limit`` rows matching ``query`` (in the queryset's order), and whether
+    more match: what a picker offers, bounded however many rows there are."""
+    rows = list(matching(queryset, search_text(query), search)[: limit + 1])
+    return rows[:limit], len(rows) > limit
+
+
 def listing(
     request, queryset, *, search: list[str], sorts: dict[str, tuple[str, str]], default: str
 ) -> Listing:
     """``sorts`` maps a key of the URL to (ORM ordering field, label): nothing the user
     types reaches order_by() unless it is one of these keys."""
-    # NUL cannot reach PostgreSQL in a query; it is never part of a real search.
-    query = request.GET.get("q", "").replace("\x00", "").strip()[:100]
-    if query:
-        queryset = queryset.filter(reduce(or_, (Q(**{f"{f}__icontains": query}) for f in search)))
+    query = search_text(request.GET.get("q", ""))
+    queryset = matching(queryset, query, search)
     sort = request.GET.get("sort", default)
     key = sort.lstrip("-")
     if key not in sorts:

@@ -3,14 +3,17 @@ services do the writes; a row the user may not see is a 404, like a missing one.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from . import services
 from .forms import ContactForm, LineForm, OrderForm, ProductForm
-from .listing import listing
+from .listing import listing, pick, search_text
 from .models import Contact, Order, OrderLine, Product
 
 
@@ -100,35 +103,99 @@ def orders(request):
     )
 
 
+@dataclass
+class Picker:
+    """A searchable choice (htmx, bounded results) in place of a list of every row."""
+
+    id: str  # of the element the matches replace
+    param: str  # the query-string parameter of the search
+    page: str  # where the search goes without JavaScript
+    source: str  # the fragment of matches, for htmx
+    placeholder: str
+    query: str
+    more: bool  # more rows match than are shown
+    field: object  # the form's bound field
+
+
+PRODUCT_SEARCH = ["name", "sku"]
+CUSTOMER_SEARCH = ["name", "email", "city"]
+
+
+def _line_form(request, page: str = "", data=None) -> dict:
+    """The add-a-line form, offering the products that match ?product_q= (at most
+    PICK_LIMIT: the page is the same size with 10 or 10,000 products)."""
+    query = search_text(request.GET.get("product_q", ""))
+    products, more = pick(Product.objects.filter(active=True), query, PRODUCT_SEARCH)
+    form = LineForm(data, products=products)
+    picker = Picker(
+        "product-choices",
+        "product_q",
+        page,
+        reverse("product-pick"),
+        "Find a product by name or SKU",
+        query,
+        more,
+        form["product"],
+    )
+    return {"line_form": form, "picker": picker}
+
+
+def _order_form(request, data=None) -> dict:
+    query = search_text(request.GET.get("customer_q", ""))
+    customers, more = pick(Contact.objects.all(), query, CUSTOMER_SEARCH)
+    form = OrderForm(data, actor=request.user, customers=customers)
+    picker = Picker(
+        "customer-choices",
+        "customer_q",
+        reverse("order-new"),
+        reverse("customer-pick"),
+        "Find a customer by name, e-mail or city",
+        query,
+        more,
+        form["customer"],
+    )
+    return {"form": form, "picker": picker}
+
+
 def order_new(request):
-    form = OrderForm(request.POST or None, actor=request.user)
+    context = _order_form(request, request.POST or None)
+    form = context["form"]
     if request.method == "POST" and form.is_valid():
         order = services.create_order(**form.cleaned_data)
         return redirect("order", pk=order.pk)
-    return render(
-        request, "web/form_page.html", {"form": form, "title": "New quotation", "back": "orders"}
-    )
+    return render(request, "sales/order_new.html", context)
 
 
 def order(request, pk: int):
     order = get_object_or_404(Order.objects.select_related("customer", "salesperson"), pk=pk)
-    return render(request, "sales/order.html", {"order": order, "line_form": LineForm()})
+    context = _line_form(request, reverse("order", args=[order.pk]))
+    return render(request, "sales/order.html", {"order": order, **context})
 
 
-def _lines_partial(request, order, form=None, status=200):
+def product_pick(request):
+    """The product picker's matches for what was typed (an htmx fragment)."""
+    return render(request, "sales/_choices.html", _line_form(request))
+
+
+def customer_pick(request):
+    """The customer picker's matches for what was typed (an htmx fragment)."""
+    return render(request, "sales/_choices.html", _order_form(request))
+
+
+def _lines_partial(request, order, refused=None):
+    """The lines and their totals, with the add-a-line form: ``refused``, the context of
+    a form that was not accepted (shown again with its errors, answered 422)."""
     order.refresh_from_db()
-    return render(
-        request,
-        "sales/_lines.html",
-        {"order": order, "line_form": form or LineForm()},
-        status=status,
-    )
+    context = refused or _line_form(request, reverse("order", args=[order.pk]))
+    status = 200 if refused is None else 422
+    return render(request, "sales/_lines.html", {"order": order, **context}, status=status)
 
 
 @require_POST
 def line_add(request, pk: int):
     order = get_object_or_404(Order, pk=pk)
-    form = LineForm(request.POST)
+    context = _line_form(request, reverse("order", args=[order.pk]), data=request.POST)
+    form = context["line_form"]
     if form.is_valid():
         try:
             services.save_line(
@@ -146,7 +213,7 @@ def line_add(request, pk: int):
         else:
             form = None
     if _htmx(request):
-        return _lines_partial(request, order, form, status=200 if form is None else 422)
+        return _lines_partial(request, order, refused=None if form is None else context)
     if form is not None:
         messages.error(
             request,

@@ -60,3 +60,13 @@ def binding_tenant(tenant) -> Iterator[object]:
         yield tenant
     finally:
         _current_tenant.reset(token)
+
+
+def release_catalog() -> None:
+    """Give this thread's catalog connection back (outside a transaction): with pooled
+    connections (tenancy/pool.py) a request need not keep one while it works."""
+    from django.db import connections
+
+    connection = connections[CATALOG]
+    if not connection.in_atomic_block:
+        connection.close()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -10,38 +12,100 @@ from django.conf import settings
 from django.db import connections
 
 from .context import binding_tenant, using_database
-from .engines import engine_for, forget_alias, register_alias
-from .guard import holding, outermost_hold
+from .dburl import POOLED_ENGINE, is_postgresql
+from .engines import change_aliases, engine_for, forget_alias, register_alias
+from .guard import holding
 from .models import DatabaseServer
+from .pool import budget, pool_key
+
+# Tenants whose connection settings a process keeps at once (least recently used go):
+# what a process holds per tenant stays bounded, however many tenants it serves.
+MAX_REGISTERED = 512
+
+_registered: OrderedDict[str, None] = OrderedDict()
+_registry_lock = threading.Lock()
+_depth = threading.local()  # alias -> nesting of tenant_context in this thread
+
+
+def serving_entry(server: DatabaseServer, entry: dict) -> dict:
+    """A tenant database's entry as units of work use it: on PostgreSQL, pooled within
+    the process's budget, guarded (tenancy/postgresql/base.py), and through the server's
+    connection pooler when it has one."""
+    if not is_postgresql(entry):
+        return entry
+    entry = {**entry, "ENGINE": POOLED_ENGINE, "OXYGIS_BUDGET": "tenants", "OXYGIS_GUARD": True}
+    if server.pooler_host:
+        entry["HOST"], entry["PORT"] = server.pooler_host, str(server.pooler_port or 6432)
+    return entry
 
 
 def register_tenant_database(tenant) -> str:
     """Make ``tenant.alias`` a usable connection alias in this process."""
-    register_alias(tenant.alias, engine_for(tenant.database_server).tenant_entry(tenant))
-    return tenant.alias
+    alias = tenant.alias
+    with _registry_lock:
+        known = alias in _registered and alias in connections.settings
+    if not known:
+        server = tenant.database_server
+        entry = serving_entry(server, engine_for(server).tenant_entry(tenant))
+    with _registry_lock:
+        _registered[alias] = None
+        _registered.move_to_end(alias)
+        evicted = []
+        while len(_registered) > MAX_REGISTERED:
+            # Threads using it keep their own copy until their unit of work ends.
+            evicted.append(_registered.popitem(last=False)[0])
+        if not known or evicted:
+            change_aliases(add={} if known else {alias: entry}, remove=evicted)
+    return alias
 
 
 def forget_tenant_database(tenant) -> None:
+    """Close this thread's connection, the process's idle ones, and forget the alias."""
+    entry = connections.settings.get(tenant.alias)
     forget_alias(tenant.alias)
+    with _registry_lock:
+        _registered.pop(tenant.alias, None)
+    if entry is not None and entry["ENGINE"] == POOLED_ENGINE:
+        budget("tenants").close_key(pool_key(entry))
+
+
+def release_tenant_connections(tenant) -> None:
+    """Close the process's idle connections to the tenant's database (suspended)."""
+    entry = connections.settings.get(tenant.alias)
+    if entry is not None and entry["ENGINE"] == POOLED_ENGINE:
+        budget("tenants").close_key(pool_key(entry))
+
+
+def _give_back_here(alias: str) -> None:
+    """Give this thread's connection back and forget its wrapper: what a thread holds
+    stays flat, whatever the number of tenants it has served."""
+    conn = getattr(connections._connections, alias, None)
+    if conn is not None:
+        conn.close()
+        delattr(connections._connections, alias)
 
 
 @contextmanager
 def tenant_context(tenant) -> Iterator[str]:
     """Bind the tenant's database (and the tenant) for the enclosed unit of work.
 
-    The unit of work holds the tenant's guard (tenancy/guard.py) from before its
-    connection opens until after it is closed, so that a swap of the database waits for
-    it; raises TenantBusy while one runs."""
+    The unit of work holds the tenant's guard (tenancy/guard.py) while it uses the
+    database, so that a swap of the database waits for it; raises TenantBusy while one
+    runs. Its connection is given back when it ends."""
     with binding_tenant(tenant), holding(tenant):
         alias = register_tenant_database(tenant)
+        depth = _depth.__dict__
+        depth[alias] = depth.get(alias, 0) + 1
         try:
             with using_database(alias):
                 yield alias
         finally:
-            if outermost_hold(tenant) and alias in connections.settings:
-                # Nothing of this unit of work stays open on the database once its hold
-                # is released (a swap may move the database right after).
-                connections[alias].close()
+            depth[alias] -= 1
+            if not depth[alias]:
+                del depth[alias]
+                # Nothing of this unit of work stays open on the database once it ends
+                # (a swap may move the database right after).
+                _give_back_here(alias)
 
 
 @contextmanager
@@ -66,7 +130,7 @@ def default_server() -> DatabaseServer:
     from .sealing import seal
 
     catalog = settings.DATABASES["default"]
-    if catalog["ENGINE"] == "django.db.backends.postgresql":
+    if is_postgresql(catalog):
         server = DatabaseServer.objects.filter(name="primary").first()
         if server is None:
             server = DatabaseServer.objects.create(
@@ -80,6 +144,11 @@ def default_server() -> DatabaseServer:
             )
             # Tenant roles log in to this server too: the catalog must not let them in.
             engine_for(server).revoke_public_connect(catalog["NAME"])
+        # The pooler follows the settings (OXYGIS_DATABASE_POOLER), set or taken away.
+        pooler_host, pooler_port = settings.DATABASE_POOLER or ("", None)
+        if (server.pooler_host, server.pooler_port) != (pooler_host, pooler_port):
+            server.pooler_host, server.pooler_port = pooler_host, pooler_port
+            server.save(update_fields=["pooler_host", "pooler_port"])
         return server
     server = DatabaseServer.objects.filter(name="local").first()
     if server is None:

@@ -10,6 +10,13 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from django.core.exceptions import ImproperlyConfigured
 
 _ALLOWED_OPTIONS = {"sslmode", "sslrootcert", "sslcert", "sslkey", "connect_timeout"}
+# Django's PostgreSQL backend with connections from the process's budget (tenancy/pool.py).
+POOLED_ENGINE = "oxygis.tenancy.postgresql"
+POSTGRESQL_ENGINES = ("django.db.backends.postgresql", POOLED_ENGINE)
+
+
+def is_postgresql(entry: dict) -> bool:
+    return entry["ENGINE"] in POSTGRESQL_ENGINES
 
 
 def parse_database_url(url: str) -> dict:
@@ -32,7 +39,8 @@ def parse_database_url(url: str) -> dict:
             raise ImproperlyConfigured(f"OXYGIS_DATABASE_URL: unknown option {key!r}")
         options[key] = value
     return {
-        "ENGINE": "django.db.backends.postgresql",
+        "ENGINE": POOLED_ENGINE,
+        "OXYGIS_BUDGET": "catalog",
         "NAME": name,
         "USER": unquote(parts.username or ""),
         "PASSWORD": unquote(parts.password or ""),

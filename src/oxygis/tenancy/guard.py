@@ -7,20 +7,22 @@ SQLite, the write-ahead log) that the swap is moving away. With the guard, the s
 waits until no request, command or job holds the tenant (across processes and hosts),
 or gives up after a timeout and changes nothing.
 
-* PostgreSQL catalog: session advisory locks on the catalog (shared by every host): a
-  unit of work takes ``pg_try_advisory_lock_shared`` on its catalog connection, a swap
-  waits for ``pg_advisory_lock`` on a connection of its own, with a lock timeout.
-* SQLite catalog (the embedded mode, one host): ``flock`` on a file per tenant.
+* PostgreSQL: a session advisory lock in the tenant's own database, taken shared by
+  every connection handed to a unit of work (tenancy/postgresql/base.py) and released
+  when it is given back; a swap waits for ``pg_advisory_lock`` on a session of its own
+  in that database, with a lock timeout, then closes the database to new sessions.
+  A unit of work that never touches the database holds nothing, and needs to.
+* SQLite (the embedded mode, one host): ``flock`` on a file per tenant, held for the
+  whole unit of work (``tenant_context``).
 
 A unit of work never waits: a drained (or draining) tenant answers TenantBusy at once,
-which the middleware turns into a 503 with Retry-After.
+which becomes a 503 with Retry-After.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import os
 import threading
 import time
@@ -29,12 +31,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connections
 
-from .context import CATALOG
-
-# First key of our advisory locks ("oxyg"): nothing else of ours uses this class id.
-_LOCK_CLASS = 0x6F787967
+# Keys of our advisory lock in each tenant database ("oxyg", 1).
+_LOCK_KEYS = (0x6F787967, 1)
 
 
 class TenantBusy(RuntimeError):
@@ -48,13 +47,8 @@ class DrainTimeout(RuntimeError):
 _held = threading.local()  # tenant id -> (depth, release): nested holds take it once
 
 
-def _postgresql_catalog() -> bool:
-    return settings.DATABASES[CATALOG]["ENGINE"] == "django.db.backends.postgresql"
-
-
-def _lock_keys(tenant) -> tuple[int, int]:
-    digest = hashlib.sha256(tenant.id.bytes).digest()
-    return _LOCK_CLASS, int.from_bytes(digest[:4], "big", signed=True)
+def _on_postgresql(tenant) -> bool:
+    return tenant.database_server.engine == tenant.database_server.POSTGRESQL
 
 
 def _lock_file(tenant) -> Path:
@@ -63,24 +57,16 @@ def _lock_file(tenant) -> Path:
     return folder / f"{tenant.id.hex}.lock"
 
 
-def _take_shared(tenant):
-    """Take the shared hold or raise TenantBusy; return its release function."""
-    if _postgresql_catalog():
-        keys = _lock_keys(tenant)
-        connection = connections[CATALOG]
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock_shared(%s, %s)", keys)
-            taken = cursor.fetchone()[0]
-        if not taken:
-            raise TenantBusy(f"tenant {tenant.slug} is being restored")
+def hold_in_session(conn, dbname: str) -> None:
+    """Take the guard, shared, in the session ``conn`` (PostgreSQL; released when the
+    connection is given back, with every session lock); raise TenantBusy if a swap
+    holds it."""
+    taken = conn.execute("SELECT pg_try_advisory_lock_shared(%s, %s)", _LOCK_KEYS).fetchone()[0]
+    if not taken:
+        raise TenantBusy(f"database {dbname} is being swapped")
 
-        def release():
-            if connection.connection is None:
-                return  # the connection is gone, and its session's locks with it
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock_shared(%s, %s)", keys)
 
-        return release
+def _take_shared_file(tenant):
     fd = os.open(_lock_file(tenant), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -97,7 +83,11 @@ def _take_shared(tenant):
 
 @contextmanager
 def holding(tenant) -> Iterator[None]:
-    """Hold the tenant's guard, shared, for a unit of work (raises TenantBusy)."""
+    """Hold the tenant's guard, shared, for a unit of work (raises TenantBusy). On
+    PostgreSQL the connections the unit of work takes hold it themselves."""
+    if _on_postgresql(tenant):
+        yield
+        return
     held = getattr(_held, "tenants", None)
     if held is None:
         held = _held.tenants = {}
@@ -106,7 +96,7 @@ def holding(tenant) -> Iterator[None]:
         depth, release = held[key]
         held[key] = (depth + 1, release)
     else:
-        held[key] = (1, _take_shared(tenant))
+        held[key] = (1, _take_shared_file(tenant))
     try:
         yield
     finally:
@@ -118,37 +108,21 @@ def holding(tenant) -> Iterator[None]:
             release()
 
 
-def outermost_hold(tenant) -> bool:
-    """Is the hold being released the last one of this thread on ``tenant``?"""
-    held = getattr(_held, "tenants", {})
-    return held.get(tenant.id.hex, (0, None))[0] <= 1
-
-
 @contextmanager
 def drained(tenant, timeout: float) -> Iterator[None]:
     """Wait until nobody holds the tenant, then keep everybody out until the end.
 
-    The caller suspends the tenant first, so that requests stop coming. Raises
-    DrainTimeout if units of work still hold it after ``timeout`` seconds."""
-    if _postgresql_catalog():
-        import psycopg
+    The caller puts the tenant in maintenance first, so that requests stop coming.
+    Raises DrainTimeout if units of work still hold it after ``timeout`` seconds."""
+    if _on_postgresql(tenant):
         from psycopg.errors import LockNotAvailable
 
-        entry = settings.DATABASES[CATALOG]
-        conn = psycopg.connect(  # its own session: the lock lives as long as it does
-            dbname=entry["NAME"],
-            user=entry["USER"] or None,
-            password=entry["PASSWORD"] or None,
-            host=entry["HOST"] or None,
-            port=entry["PORT"] or None,
-            autocommit=True,
-            **{"connect_timeout": 10, **entry.get("OPTIONS", {})},
-        )
-        keys = _lock_keys(tenant)
-        try:
+        from .engines import engine_for
+
+        with engine_for(tenant.database_server).admin(tenant.db_name) as conn:
             conn.execute(f"SET lock_timeout = {int(timeout * 1000)}")
             try:
-                conn.execute("SELECT pg_advisory_lock(%s, %s)", keys)
+                conn.execute("SELECT pg_advisory_lock(%s, %s)", _LOCK_KEYS)
             except LockNotAvailable:
                 raise DrainTimeout(
                     f"tenant {tenant.slug} was still busy after {timeout:.0f} s"
@@ -156,9 +130,10 @@ def drained(tenant, timeout: float) -> Iterator[None]:
             try:
                 yield
             finally:
-                conn.execute("SELECT pg_advisory_unlock(%s, %s)", keys)
-        finally:
-            conn.close()
+                # The swap ends this session (it terminates every session of the
+                # database it moves): nothing to release then.
+                with contextlib.suppress(Exception):
+                    conn.execute("SELECT pg_advisory_unlock(%s, %s)", _LOCK_KEYS)
         return
     fd = os.open(_lock_file(tenant), os.O_RDWR | os.O_CREAT, 0o600)
     try:

@@ -7,8 +7,8 @@ from django.shortcuts import render
 from oxygis.core.addresses import is_trusted_proxy, real_client
 from oxygis.core.responses import unavailable
 
-from .context import CATALOG, using_database
-from .databases import tenant_context
+from .context import CATALOG, release_catalog, using_database
+from .databases import release_tenant_connections, tenant_context
 from .guard import TenantBusy
 from .hosts import CONSOLE, classify_host
 from .models import Tenant
@@ -84,9 +84,13 @@ class TenantHostMiddleware:
             .filter(slug=site.slug, state__in=Tenant.EXISTING)
             .first()
         )
+        # The catalog's connection goes back to the process's budget at once: most
+        # requests need nothing more of it (tenancy/pool.py).
+        release_catalog()
         if tenant is None:
             return not_found(request)
         if tenant.state == Tenant.SUSPENDED:
+            release_tenant_connections(tenant)
             return unavailable(
                 request,
                 f"The workspace {tenant.name} is suspended. Its administrator can contact "

@@ -52,6 +52,10 @@ class DatabaseServer(models.Model):
         max_length=63, blank=True, default="postgres", validators=[validate_single_line]
     )
     options = models.JSONField(default=dict, blank=True)  # libpq options, e.g. sslmode
+    # PostgreSQL: a connection pooler (PgBouncer, session mode) in front of the server.
+    # Requests reach tenant databases through it; administration and dumps go direct.
+    pooler_host = models.CharField(max_length=255, blank=True, validators=[validate_single_line])
+    pooler_port = models.PositiveIntegerField(null=True, blank=True)
     # SQLite: the folder holding one file per tenant.
     path = models.CharField(max_length=1024, blank=True, validators=[validate_single_line])
     accepts_new_tenants = models.BooleanField(default=True)

@@ -24,7 +24,12 @@ from oxygis.accounts.roles import ADMINISTRATOR
 from oxygis.core.text import CONTROL_CHARACTERS
 
 from .context import CATALOG
-from .databases import default_server, forget_tenant_database, tenant_context
+from .databases import (
+    default_server,
+    forget_tenant_database,
+    release_tenant_connections,
+    tenant_context,
+)
 from .engines import EngineError, engine_for
 from .models import Plan, Tenant
 
@@ -204,6 +209,9 @@ def suspend_tenant(tenant: Tenant) -> None:
         raise TenantError(f"tenant {tenant.slug} is {tenant.state}, not active")
     tenant.state, tenant.suspended_at = Tenant.SUSPENDED, timezone.now()
     tenant.save(update_fields=["state", "suspended_at", "updated_at"])
+    # Its pooled connections close now, here and in every other process and host.
+    release_tenant_connections(tenant)
+    engine_for(tenant.database_server).end_serving_sessions(tenant)
 
 
 def resume_tenant(tenant: Tenant) -> None:
@@ -213,15 +221,34 @@ def resume_tenant(tenant: Tenant) -> None:
     tenant.save(update_fields=["state", "suspended_at", "updated_at"])
 
 
-def migrate_tenant(tenant: Tenant, *, verbosity: int = 0) -> None:
-    """Apply pending migrations to one tenant database (idempotent, so resumable)."""
+_all_migrations: set[tuple[str, str]] | None = None
+
+
+def known_migrations() -> set[tuple[str, str]]:
+    """(app, name) of every migration on disk (read once per process)."""
+    global _all_migrations
+    if _all_migrations is None:
+        from django.db.migrations.loader import MigrationLoader
+
+        _all_migrations = set(MigrationLoader(None, ignore_no_migrations=True).graph.nodes)
+    return _all_migrations
+
+
+def migrate_tenant(tenant: Tenant, *, verbosity: int = 0) -> bool:
+    """Apply pending migrations to one tenant database (idempotent, so resumable).
+    Returns False when there was nothing to apply: one query tells, and nothing else
+    runs (no migrate command, no post-migrate handlers)."""
     if tenant.state == Tenant.PROVISIONING:
         raise TenantError(f"tenant {tenant.slug} was never fully provisioned; drop it")
+    from django.db import connections
+    from django.db.migrations.recorder import MigrationRecorder
+
     with tenant_context(tenant) as alias:
-        try:
-            call_command("migrate", database=alias, interactive=False, verbosity=verbosity)
-        finally:
-            forget_tenant_database(tenant)
+        applied = set(MigrationRecorder(connections[alias]).applied_migrations())
+        if known_migrations() <= applied:
+            return False
+        call_command("migrate", database=alias, interactive=False, verbosity=verbosity)
+    return True
 
 
 __all__ = [

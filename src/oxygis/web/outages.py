@@ -20,15 +20,18 @@ from django.db import InterfaceError, OperationalError
 
 from oxygis.accounts.hashers import HashingBusy
 from oxygis.core.responses import unavailable
+from oxygis.tenancy.guard import TenantBusy
+from oxygis.tenancy.pool import PoolExhausted
 
 log = logging.getLogger("oxygis.outages")
 
-DATABASE, HASHING = "database", "password hashing"
+DATABASE, HASHING, SWAPPING = "database", "password hashing", "restore"
 MESSAGES = {
     DATABASE: "Oxygis cannot reach its database just now: try again in a moment.",
     HASHING: "Oxygis is very busy checking passwords just now: try again in a moment.",
+    SWAPPING: "This workspace is being restored: try again in a moment.",
 }
-RETRY_AFTER = {DATABASE: 5, HASHING: 2}
+RETRY_AFTER = {DATABASE: 5, HASHING: 2, SWAPPING: 5}
 # SQLite's errors that mean "not now" (the others, such as a missing table, are bugs).
 _SQLITE_OUTAGES = (
     "unable to open database file",
@@ -39,9 +42,14 @@ _SQLITE_OUTAGES = (
 
 
 def temporary_kind(exc: BaseException | None) -> str | None:
-    """DATABASE, HASHING, or None for an error that is not a passing condition."""
+    """DATABASE, HASHING, SWAPPING, or None for an error that is not a passing
+    condition."""
     if isinstance(exc, HashingBusy):
         return HASHING
+    if isinstance(exc, TenantBusy):
+        return SWAPPING
+    if isinstance(exc, PoolExhausted):
+        return DATABASE
     if isinstance(exc, InterfaceError):
         return DATABASE
     if isinstance(exc, OperationalError):

@@ -4,6 +4,7 @@ dropped, on SQLite (embedded default) and PostgreSQL (production)."""
 from __future__ import annotations
 
 import contextlib
+import threading
 
 from django.core.management import call_command
 from django.db import connections
@@ -24,9 +25,28 @@ def configured(entry: dict) -> dict:
     return connections.configure_settings({"default": dict(entry)})["default"]
 
 
+_settings_lock = threading.Lock()
+
+
+def change_aliases(add: dict[str, dict] | None = None, remove=()) -> None:
+    """Register and forget connection aliases, for every thread of the process.
+
+    Never in place: Django iterates ``connections.settings`` at the end of every request
+    (``close_old_connections``) while other threads register tenants, and a dict changed
+    during an iteration raises. A changed copy is published instead; a thread iterating
+    keeps the one it started on."""
+    with _settings_lock:
+        updated = dict(connections.settings)
+        for alias, entry in (add or {}).items():
+            updated.setdefault(alias, configured(entry))
+        for alias in remove:
+            updated.pop(alias, None)
+        connections.settings = updated
+
+
 def register_alias(alias: str, entry: dict) -> None:
     if alias not in connections.settings:
-        connections.settings[alias] = configured(entry)
+        change_aliases(add={alias: entry})
 
 
 def forget_alias(alias: str) -> None:
@@ -37,7 +57,7 @@ def forget_alias(alias: str) -> None:
         finally:
             with contextlib.suppress(AttributeError):  # never opened in this thread
                 del connections[alias]
-            del connections.settings[alias]
+            change_aliases(remove=[alias])
 
 
 class Engine:
@@ -66,6 +86,11 @@ class Engine:
 
     def database_exists(self, tenant) -> bool:
         raise NotImplementedError
+
+    def end_serving_sessions(self, tenant) -> int:
+        """End the sessions that serve the tenant's requests, in every process and host
+        (a suspension); return how many. Nothing to do where none outlive a request."""
+        return 0
 
     def template_lock(self):
         """A lock serialising template migration and copies (across processes)."""

@@ -50,6 +50,10 @@ def scram_verifier(password: str, iterations: int = 4096) -> str:
     )
 
 
+# The application_name of backup sessions (backups/dumps.py): a suspension spares them.
+BACKUP_APPLICATION = "oxygis-backup"
+
+
 class PostgreSQLEngine(Engine):
     @property
     def template_name(self) -> str:
@@ -182,6 +186,18 @@ class PostgreSQLEngine(Engine):
                     sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(other))
                 )
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(name))
+
+    def end_serving_sessions(self, tenant) -> int:
+        # Every process's pooled sessions and the pooler's server connections (which do
+        # not carry our application_name): a suspended tenant keeps none open. Only a
+        # backup of it in progress goes on.
+        with self.admin() as conn:
+            rows = conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = %s AND application_name <> %s AND pid <> pg_backend_pid()",
+                [tenant.db_name, BACKUP_APPLICATION],
+            ).fetchall()
+        return len(rows)
 
     def database_exists(self, tenant) -> bool:
         with self.admin() as conn:

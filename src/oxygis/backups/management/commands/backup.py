@@ -238,15 +238,20 @@ class Command(BaseCommand):
     def do_status(self, **_):
         workers_ok = monitor.check_workers()
         statuses = monitor.check_windows()
+        newest = {}
+        for target, state in Backup.objects.order_by("target", "-started_at").values_list(
+            "target", "state"
+        ):
+            newest.setdefault(target, state)
         rows = [("DATABASE", "LAST GOOD (UTC)", "AGE", "NEWEST", "STATUS")]
         for s in statuses:
             age = s.age
             rows.append(
                 (
                     s.target.label,
-                    f"{s.last_good.started_at:%Y-%m-%d %H:%M}" if s.last_good else "never",
+                    f"{s.last_good_at:%Y-%m-%d %H:%M}" if s.last_good_at else "never",
                     f"{age.total_seconds() / 3600:.1f} h" if age is not None else "-",
-                    s.newest.state if s.newest else "-",
+                    newest.get(s.target.key, "-"),
                     "OVERDUE" if s.overdue else "ok",
                 )
             )

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
+import time
 
 from django.core.management.base import BaseCommand, CommandError
 
 from oxygis.tenancy import provisioning as actions
 from oxygis.tenancy.engines import EngineError
+from oxygis.tenancy.fleet import migrate_each
 from oxygis.tenancy.hosts import site_url
 from oxygis.tenancy.models import Plan, Tenant
 
@@ -31,6 +33,9 @@ class Command(BaseCommand):
         migrate = sub.add_parser("migrate", help="apply pending migrations to tenants")
         migrate.add_argument("slugs", nargs="*", metavar="SLUG")
         migrate.add_argument("--all", action="store_true", help="every tenant")
+        migrate.add_argument(
+            "--jobs", type=int, default=1, metavar="N", help="migrate N tenants at once"
+        )
 
     def handle(self, *args, action, **options):
         try:
@@ -87,9 +92,11 @@ class Command(BaseCommand):
         actions.drop_tenant(tenant)
         self.stdout.write(f"Tenant {slug} dropped.")
 
-    def do_migrate(self, slugs, all, **_):
+    def do_migrate(self, slugs, all, jobs, **_):
         if bool(slugs) == bool(all):
             raise actions.TenantError("name tenants to migrate, or --all (not both)")
+        if jobs < 1:
+            raise actions.TenantError("--jobs must be at least 1")
         tenants = (
             list(
                 Tenant.objects.exclude(state=Tenant.PROVISIONING).select_related("database_server")
@@ -97,16 +104,22 @@ class Command(BaseCommand):
             if all
             else [actions.get_tenant(slug) for slug in slugs]
         )
-        failed = []
-        for number, tenant in enumerate(tenants, 1):
-            prefix = f"[{number}/{len(tenants)}] {tenant.slug}"
-            try:
-                actions.migrate_tenant(tenant)
-            except Exception as exc:  # keep going: one broken tenant must not stop the rest
-                failed.append(tenant.slug)
-                self.stderr.write(f"{prefix}: FAILED: {type(exc).__name__}: {exc}")
+        failed, changed = [], 0
+        started = time.monotonic()
+        for number, (slug, outcome, error) in enumerate(migrate_each(tenants, jobs), 1):
+            prefix = f"[{number}/{len(tenants)}] {slug}"
+            if error:  # keep going: one broken tenant must not stop the rest
+                failed.append(slug)
+                self.stderr.write(f"{prefix}: FAILED: {error}")
+            elif outcome:
+                changed += 1
+                self.stdout.write(f"{prefix}: migrated")
             else:
                 self.stdout.write(f"{prefix}: up to date")
+        self.stdout.write(
+            f"{len(tenants)} tenant(s) in {time.monotonic() - started:.1f} s: {changed} "
+            f"migrated, {len(tenants) - changed - len(failed)} already up to date"
+        )
         if failed:
             raise actions.TenantError(
                 f"{len(failed)} of {len(tenants)} tenants failed to migrate: {', '.join(failed)}; "

@@ -15,9 +15,12 @@ from django.db import connections
 from oxygis import config
 from oxygis.backups.keys import ensure_embedded_keys
 from oxygis.tenancy.context import CATALOG, using_database
+from oxygis.tenancy.databases import default_server
 from oxygis.tenancy.demo import ensure_demo_tenant
 from oxygis.tenancy.hosts import site_url, tenant_host
+from oxygis.tenancy.pool import BudgetTooLarge, check_budget
 from oxygis.web import server
+from oxygis.web.staticfiles import ensure_collected
 from oxygis.web.tls import ensure_local_tls
 
 
@@ -55,9 +58,16 @@ class Command(BaseCommand):
         settings.VAR_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
         with using_database(CATALOG):
             call_command("migrate", database=CATALOG, interactive=False, verbosity=0)
+        with using_database(CATALOG):
+            default_server()  # and the pooler it names now (OXYGIS_DATABASE_POOLER)
         made = None if no_demo else ensure_demo_tenant()
+        try:
+            check_budget(workers)
+        except BudgetTooLarge as exc:
+            raise CommandError(str(exc), returncode=2) from None
         if not settings.PRODUCTION:
             ensure_embedded_keys()
+        ensure_collected()
 
         out = self.stdout.write
         out("")

@@ -1,0 +1,1 @@
+"""Django's PostgreSQL backend with our pooled connections (tenancy/pool.py)."""
