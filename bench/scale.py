@@ -18,7 +18,7 @@ header of the tenant they serve. Printed, as ratios measured in the same run:
 
 Not a test: record the figures, with the machine, in bench/README.md.
 
-    python bench/scale.py [--tenants 1000] [--requests 600] [--pg-url ...]
+    python bench/scale.py [--tenants 1000] [--requests 600] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
+import shutil
 import socket
 import ssl
 import statistics
@@ -39,7 +41,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # bench.* (run as a script)
-from bench.provision import _pg_sweep, percentile  # noqa: E402
+from bench.provision import percentile  # noqa: E402
 from bench.swaps import free_port  # noqa: E402
 
 CLIENTS = 4
@@ -146,8 +148,15 @@ def child_worker_pass(extra: int) -> None:
 
 
 # --- the parent ------------------------------------------------------------------------
-def run(argv: list[str], env: dict, **kwargs) -> subprocess.CompletedProcess:
-    done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False, **kwargs)
+def run(argv: list[str], env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
+    done = subprocess.run(
+        argv,
+        env=os.environ if env is None else env,
+        capture_output=True,
+        text=True,
+        check=False,
+        **kwargs,
+    )
     if done.returncode:
         raise SystemExit(f"{' '.join(argv[:4])} failed:\n{done.stderr[-3000:]}")
     return done
@@ -226,31 +235,35 @@ class Server:
 
 
 class ConnectionSampler(threading.Thread):
-    """The most sessions the service held on the server at once (catalog and tenants)."""
+    """The most sessions the service held at once (catalog and tenants: on the server,
+    or, through a pooler, the catalog's on the server and the tenants' on PgBouncer),
+    and the most the server had for the bench's databases."""
 
-    def __init__(self, pg_url: str, prefix: str):
+    def __init__(self, pg_url: str, prefix: str, pooler=None):
         super().__init__(daemon=True)
         import psycopg
 
         self.conn = psycopg.connect(pg_url, autocommit=True)
-        self.prefix, self.peak, self.stopping = prefix, 0, threading.Event()
+        self.prefix, self.pooler = prefix, pooler
+        self.peak = self.peak_server = 0
+        self.stopping = threading.Event()
 
     def run(self) -> None:
         while not self.stopping.is_set():
-            (count,) = self.conn.execute(
-                "SELECT count(*) FROM pg_stat_activity"
-                " WHERE starts_with(datname, %s) AND pid <> pg_backend_pid()"
-                " AND application_name <> 'oxygis-backup'",
-                [self.prefix],
+            catalog, everything = self.conn.execute(
+                "SELECT count(*) FILTER (WHERE datname = %s), count(*) FROM pg_stat_activity"
+                " WHERE starts_with(datname, %s) AND pid <> pg_backend_pid()",
+                [f"{self.prefix}catalog", self.prefix],
             ).fetchone()
-            self.peak = max(self.peak, count)
+            held = everything if self.pooler is None else catalog + self.pooler.clients()
+            self.peak, self.peak_server = max(self.peak, held), max(self.peak_server, everything)
             time.sleep(0.02)
 
-    def stop(self) -> int:
+    def stop(self) -> tuple[int, int]:
         self.stopping.set()
         self.join()
         self.conn.close()
-        return self.peak
+        return self.peak, self.peak_server
 
 
 def load(server: Server, jobs: list[tuple[str, str, str]]) -> list[float]:
@@ -303,13 +316,166 @@ def summary(latencies: list[float]) -> dict:
     }
 
 
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+class OwnPostgres:
+    """A PostgreSQL instance of the bench's own (initdb in a scratch folder), so that
+    max_connections can hold a warm session per tenant behind PgBouncer without
+    touching the machine's server."""
+
+    def __init__(self, max_connections: int):
+        self.folder = Path(tempfile.mkdtemp(prefix="oxygis-bench-pg-"))
+        self.port = free_port()
+        self.as_postgres = ["runuser", "-u", "postgres", "--"] if os.getuid() == 0 else []
+        if self.as_postgres:
+            shutil.chown(self.folder, "postgres")
+        data = self.folder / "data"
+        run([*self.as_postgres, str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust"])
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.folder} "
+            f"-c max_connections={max_connections} -c fsync=off"
+        )
+        run(
+            [
+                *self.as_postgres,
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(data),
+                "-w",
+                "-o",
+                options,
+                "-l",
+                str(self.folder / "log"),
+                "start",
+            ],
+        )
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def stop(self) -> None:
+        pg_ctl = [*self.as_postgres, str(PG_BIN / "pg_ctl"), "-D", str(self.folder / "data")]
+        run([*pg_ctl, "-m", "immediate", "stop"])
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+PGBOUNCER = """\
+[databases]
+* = host=127.0.0.1 port={pg_port}
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {port}
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = {folder}/userlist.txt
+admin_users = bench_console
+pool_mode = session
+server_reset_query = DISCARD ALL
+server_idle_timeout = 600
+; session mode: every client session holds a server one, so a pool must hold all the
+; service's sessions to one database (at most the sum of the budgets)
+default_pool_size = 100
+max_client_conn = 1000
+logfile = {folder}/pgbouncer.log
+pidfile = {folder}/pgbouncer.pid
+"""
+
+
+CONSOLE_SECRET = secrets.token_urlsafe(16)  # the bench's throwaway PgBouncer console
+
+
+class OwnPgBouncer:
+    """PgBouncer in session mode in front of ``pg``; the tenant roles' SCRAM verifiers in
+    its auth_file (PgBouncer 1.18 would run auth_query in each tenant database, one more
+    server session per tenant)."""
+
+    def __init__(self, admin, pg_port: int, prefix: str):
+        self.folder = Path(tempfile.mkdtemp(prefix="oxygis-bench-pgbouncer-"))
+        self.port = free_port()
+        rows = admin.execute(
+            "SELECT usename, passwd FROM pg_shadow WHERE starts_with(usename, %s)", [prefix]
+        ).fetchall()
+        lines = [f'"{name}" "{verifier}"' for name, verifier in rows]
+        lines.append(f'"bench_console" "{CONSOLE_SECRET}"')
+        (self.folder / "userlist.txt").write_text("\n".join(lines) + "\n")
+        (self.folder / "pgbouncer.ini").write_text(
+            PGBOUNCER.format(pg_port=pg_port, port=self.port, folder=self.folder)
+        )
+        command = [shutil.which("pgbouncer") or "pgbouncer", str(self.folder / "pgbouncer.ini")]
+        if os.getuid() == 0:
+            for path in [self.folder, *self.folder.iterdir()]:
+                shutil.chown(path, "postgres")
+            command[1:1] = ["-u", "postgres"]
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise SystemExit("pgbouncer did not start")
+
+    def clients(self) -> int:
+        """Client sessions PgBouncer holds for tenant databases (the service's side)."""
+        import psycopg
+
+        console = f"host=127.0.0.1 port={self.port} dbname=pgbouncer user=bench_console"
+        with psycopg.connect(console, password=CONSOLE_SECRET, autocommit=True) as conn:
+            cursor = conn.execute("SHOW CLIENTS")
+            at = [c.name for c in cursor.description].index("database")
+            return sum(1 for row in cursor.fetchall() if row[at] != "pgbouncer")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def serving_phases(env, var, tenants, args, pg_url, prefix, *, pooler=None) -> dict:
+    """Tenant #1, 10 tenants, round-robin over all, tenant #1 again; what the service
+    held meanwhile. With ``pooler``, through it (a first round-robin pass warms it)."""
+    if pooler is not None:
+        env = {**env, "OXYGIS_DATABASE_POOLER": f"127.0.0.1:{pooler.port}"}
+    server = Server(env, var)
+    sampler = ConnectionSampler(pg_url, prefix, pooler=pooler)
+    sampler.start()
+    out = {}
+    first = tenants[0]
+    products = "/api/v1/products"
+    single = [(first["slug"], first["token"], products)]
+    everyone = [(t["slug"], t["token"], products) for t in tenants]
+    try:
+        if pooler is not None:
+            load(server, everyone)  # PgBouncer opens a server session per tenant
+        load(server, single * 50)  # warm-up
+        out["single_before"] = summary(load(server, single * args.requests))
+        ten = [(t["slug"], t["token"], products) for t in tenants[:10]]
+        load(server, ten * (args.requests // 10))
+        out["rss_10"] = server.workers_rss()
+        out["round_robin"] = summary(load(server, everyone * args.rounds))
+        out["rss_all"] = server.workers_rss()
+        out["single_after"] = summary(load(server, single * args.requests))
+        if pooler is None:
+            # The API list against the bare view, alternating A/B/A/B.
+            api, bare = [], []
+            for _ in range(2):
+                api += load(server, [(first["slug"], first["token"], "/api/v1/orders")] * 200)
+                bare += load(server, [(first["slug"], first["token"], "/bare/orders")] * 200)
+            out["api_list"], out["bare_list"] = summary(api), summary(bare)
+    finally:
+        out["peak_connections"], out["peak_server_sessions"] = sampler.stop()
+        server.stop()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tenants", type=int, default=1000)
     parser.add_argument("--requests", type=int, default=600, help="per single-tenant phase")
     parser.add_argument("--rounds", type=int, default=3, help="round-robin passes")
-    parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
-    parser.add_argument("--keep", action="store_true", help="keep the databases")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -322,21 +488,22 @@ def main() -> None:
 
     import psycopg
 
+    # Room for PgBouncer's warm session per tenant, and the service's budget beside.
+    pg = OwnPostgres(max_connections=args.tenants + 200)
     var = Path(tempfile.mkdtemp(prefix="oxygis-bench-scale-"))
     prefix = "oxybench_"
     env = {k: v for k, v in os.environ.items() if not k.startswith("OXYGIS_")}
     env |= {
         "OXYGIS_VAR_DIR": str(var),
         "OXYGIS_DB_PREFIX": prefix,
-        "OXYGIS_DATABASE_URL": args.pg_url.rsplit("/", 1)[0] + f"/{prefix}catalog",
+        "OXYGIS_DATABASE_URL": pg.url.rsplit("/", 1)[0] + f"/{prefix}catalog",
         "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
     }
-    admin = psycopg.connect(args.pg_url, autocommit=True)
-    _pg_sweep(admin)
+    admin = psycopg.connect(pg.url, autocommit=True)
     admin.execute(f'CREATE DATABASE "{prefix}catalog"')
-    max_connections = int(admin.execute("SHOW max_connections").fetchone()[0])
     oxygis = [sys.executable, "-m", "oxygis.cli"]
-    results: dict = {"tenants": args.tenants, "max_connections": max_connections}
+    results: dict = {"tenants": args.tenants}
+    pooler = None
     try:
         run([*oxygis, "migrate", "--verbosity", "0"], env)
         began = time.perf_counter()
@@ -368,82 +535,76 @@ def main() -> None:
             seconds = float(out.stdout.strip().splitlines()[-1].split(" in ")[1].split()[0])
             results[f"migrate_all_jobs{jobs}"] = seconds / len(tenants)
 
-        server = Server(env, var)
-        sampler = ConnectionSampler(args.pg_url, prefix)
-        sampler.start()
-        try:
-            first = tenants[0]
-            products = "/api/v1/products"
-            load(server, [(first["slug"], first["token"], products)] * 50)  # warm-up
-            results["single_before"] = summary(
-                load(server, [(first["slug"], first["token"], products)] * args.requests)
+        results["direct"] = serving_phases(env, var, tenants, args, pg.url, prefix)
+        print("direct:", json.dumps(results["direct"]))
+        if shutil.which("pgbouncer"):
+            pooler = OwnPgBouncer(admin, pg.port, prefix)
+            results["pgbouncer"] = serving_phases(
+                env, var, tenants, args, pg.url, prefix, pooler=pooler
             )
-            ten = [(t["slug"], t["token"], products) for t in tenants[:10]]
-            load(server, ten * (args.requests // 10))
-            results["rss_10"] = server.workers_rss()
-            everyone = [(t["slug"], t["token"], products) for t in tenants]
-            results["round_robin"] = summary(load(server, everyone * args.rounds))
-            results["rss_all"] = server.workers_rss()
-            results["single_after"] = summary(
-                load(server, [(first["slug"], first["token"], products)] * args.requests)
-            )
-            # The API list against the bare view, alternating A/B/A/B.
-            api, bare = [], []
-            for _ in range(2):
-                api += load(server, [(first["slug"], first["token"], "/api/v1/orders")] * 200)
-                bare += load(server, [(first["slug"], first["token"], "/bare/orders")] * 200)
-            results["api_list"], results["bare_list"] = summary(api), summary(bare)
-        finally:
-            results["peak_connections"] = sampler.stop()
-            server.stop()
-        catalog = int(os.environ.get("OXYGIS_CATALOG_CONNECTIONS", 4))
-        tenant = int(os.environ.get("OXYGIS_TENANT_CONNECTIONS", 10))
-        results["budget"] = 2 * (catalog + tenant)
-
+            print("pgbouncer:", json.dumps(results["pgbouncer"]))
+        results["budget"] = 2 * (
+            int(os.environ.get("OXYGIS_CATALOG_CONNECTIONS", 4))
+            + int(os.environ.get("OXYGIS_TENANT_CONNECTIONS", 10))
+        )
         for extra in (0, 10_000 - len(tenants) - 1):
             out = run([sys.executable, __file__, "--child", "worker", str(extra)], env)
             passed = json.loads(out.stdout.strip().splitlines()[-1])
             results[f"worker_pass_{passed['targets']}"] = statistics.median(passed["seconds"])
     finally:
-        if not args.keep:
-            _pg_sweep(admin)
         admin.close()
+        if pooler is not None:
+            pooler.stop()
+        pg.stop()
+        shutil.rmtree(var, ignore_errors=True)
     report(results)
 
 
 def report(r: dict) -> None:
     print(json.dumps(r, indent=1))
-    s, a, rr = r["single_before"], r["single_after"], r["round_robin"]
-    print(f"\n{r['tenants']} tenants; max_connections {r['max_connections']}")
-    print(f"{'phase':<34} {'p50 ms':>8} {'p95 ms':>8} {'n':>6}")
-    for label, row in [
-        ("tenant #1, before", s),
-        ("round-robin, every tenant", rr),
-        ("tenant #1, after all were served", a),
-        ("API order list (50 x 3 lines)", r["api_list"]),
-        ("bare Django view, same JSON", r["bare_list"]),
-    ]:
-        print(f"{label:<34} {row['p50']:8.2f} {row['p95']:8.2f} {row['n']:6d}")
-    print(f"round-robin / single p50: {rr['p50'] / s['p50']:.2f}x, p95 {rr['p95'] / s['p95']:.2f}x")
-    print(f"tenant #1 after / before p50: {a['p50'] / s['p50']:.2f}x")
-    print(f"API list / bare view p50: {r['api_list']['p50'] / r['bare_list']['p50']:.2f}x")
-    print(f"sessions held at most: {r['peak_connections']} (budget {r['budget']})")
-    rss10, rss_all = sum(r["rss_10"]), sum(r["rss_all"])
-    print(
-        f"workers' RSS: {rss10 / 1024:.1f} MiB after 10 tenants, {rss_all / 1024:.1f} MiB after"
-        f" all ({rss_all / rss10:.2f}x)"
-    )
+    print(f"\n{r['tenants']} tenants")
+    for mode in ("direct", "pgbouncer"):
+        if mode not in r:
+            continue
+        m = r[mode]
+        s, a, rr = m["single_before"], m["single_after"], m["round_robin"]
+        print(f"\n{mode}:")
+        print(f"{'phase':<34} {'p50 ms':>8} {'p95 ms':>8} {'n':>6}")
+        rows = [
+            ("tenant #1, before", s),
+            ("round-robin, every tenant", rr),
+            ("tenant #1, after all were served", a),
+        ]
+        if "api_list" in m:
+            rows += [
+                ("API order list (50 x 3 lines)", m["api_list"]),
+                ("bare Django view, same JSON", m["bare_list"]),
+            ]
+        for label, row in rows:
+            print(f"{label:<34} {row['p50']:8.2f} {row['p95']:8.2f} {row['n']:6d}")
+        p50, p95 = rr["p50"] / s["p50"], rr["p95"] / s["p95"]
+        print(f"round-robin / single p50: {p50:.2f}x, p95 {p95:.2f}x")
+        print(f"tenant #1 after / before p50: {a['p50'] / s['p50']:.2f}x")
+        if "api_list" in m:
+            print(f"API list / bare view p50: {m['api_list']['p50'] / m['bare_list']['p50']:.2f}x")
+        print(
+            f"sessions the service held at most: {m['peak_connections']} (budget {r['budget']});"
+            f" the server had at most {m['peak_server_sessions']}"
+        )
+        rss10, rss_all = sum(m["rss_10"]), sum(m["rss_all"])
+        print(
+            f"workers' RSS: {rss10 / 1024:.1f} MiB after 10 tenants, {rss_all / 1024:.1f} MiB"
+            f" after all ({rss_all / rss10:.2f}x)"
+        )
+    print()
     for jobs in (1, 2):
         per = r[f"migrate_all_jobs{jobs}"]
         print(
             f"migrate --all --jobs {jobs}: {per * 1000:.1f} ms per tenant"
             f" ({per * 10_000 / 60:.1f} min at 10,000)"
         )
-    for key in sorted(k for k in r if k.startswith("worker_pass_")):
-        print(
-            f"worker pass with nothing due, {key.removeprefix('worker_pass_')} targets:"
-            f" {r[key]:.2f} s"
-        )
+    for key in sorted((k for k in r if k.startswith("worker_pass_")), key=lambda k: int(k[12:])):
+        print(f"worker pass with nothing due, {key[12:]} targets: {r[key]:.2f} s")
 
 
 if __name__ == "__main__":

@@ -18,11 +18,15 @@ from .guard import holding
 from .models import DatabaseServer
 from .pool import budget, pool_key
 
-# Tenants whose connection settings a process keeps at once (least recently used go):
+# Connection settings computed for tenants, kept for reuse (least recently used go):
 # what a process holds per tenant stays bounded, however many tenants it serves.
 MAX_REGISTERED = 512
 
-_registered: OrderedDict[str, None] = OrderedDict()
+_entries: OrderedDict[str, dict] = OrderedDict()
+# Units of work of this process using each alias: an alias is registered with Django
+# only while some use it. Django walks every registered alias twice per request
+# (close_old_connections), so the walk stays as short as the work in flight.
+_in_use: dict[str, int] = {}
 _registry_lock = threading.Lock()
 _depth = threading.local()  # alias -> nesting of tenant_context in this thread
 
@@ -39,41 +43,61 @@ def serving_entry(server: DatabaseServer, entry: dict) -> dict:
     return entry
 
 
-def register_tenant_database(tenant) -> str:
-    """Make ``tenant.alias`` a usable connection alias in this process."""
+def _entry_for(tenant) -> dict:
     alias = tenant.alias
     with _registry_lock:
-        known = alias in _registered and alias in connections.settings
-    if not known:
+        entry = _entries.get(alias)
+    if entry is None:
         server = tenant.database_server
         entry = serving_entry(server, engine_for(server).tenant_entry(tenant))
     with _registry_lock:
-        _registered[alias] = None
-        _registered.move_to_end(alias)
-        evicted = []
-        while len(_registered) > MAX_REGISTERED:
-            # Threads using it keep their own copy until their unit of work ends.
-            evicted.append(_registered.popitem(last=False)[0])
-        if not known or evicted:
-            change_aliases(add={} if known else {alias: entry}, remove=evicted)
+        _entries[alias] = entry
+        _entries.move_to_end(alias)
+        while len(_entries) > MAX_REGISTERED:
+            _entries.popitem(last=False)
+    return entry
+
+
+def register_tenant_database(tenant) -> str:
+    """Make ``tenant.alias`` a usable connection alias in this process, for one unit of
+    work (``unregister_tenant_database`` ends it)."""
+    alias, entry = tenant.alias, _entry_for(tenant)
+    with _registry_lock:
+        _in_use[alias] = _in_use.get(alias, 0) + 1
+        if alias not in connections.settings:
+            change_aliases(add={alias: entry})
     return alias
 
 
-def forget_tenant_database(tenant) -> None:
-    """Close this thread's connection, the process's idle ones, and forget the alias."""
-    entry = connections.settings.get(tenant.alias)
-    forget_alias(tenant.alias)
+def unregister_tenant_database(alias: str) -> None:
     with _registry_lock:
-        _registered.pop(tenant.alias, None)
+        left = _in_use.get(alias, 1) - 1
+        if left > 0:
+            _in_use[alias] = left
+            return
+        _in_use.pop(alias, None)
+        change_aliases(remove=[alias])
+
+
+def _close_idle(tenant) -> None:
+    with _registry_lock:
+        entry = _entries.get(tenant.alias) or connections.settings.get(tenant.alias)
     if entry is not None and entry["ENGINE"] == POOLED_ENGINE:
         budget("tenants").close_key(pool_key(entry))
+
+
+def forget_tenant_database(tenant) -> None:
+    """Close this thread's connection, the process's idle ones, and forget the settings
+    (the tenant's database or password changed)."""
+    _close_idle(tenant)
+    forget_alias(tenant.alias)
+    with _registry_lock:
+        _entries.pop(tenant.alias, None)
 
 
 def release_tenant_connections(tenant) -> None:
     """Close the process's idle connections to the tenant's database (suspended)."""
-    entry = connections.settings.get(tenant.alias)
-    if entry is not None and entry["ENGINE"] == POOLED_ENGINE:
-        budget("tenants").close_key(pool_key(entry))
+    _close_idle(tenant)
 
 
 def _give_back_here(alias: str) -> None:
@@ -105,7 +129,12 @@ def tenant_context(tenant) -> Iterator[str]:
                 del depth[alias]
                 # Nothing of this unit of work stays open on the database once it ends
                 # (a swap may move the database right after).
-                _give_back_here(alias)
+                try:
+                    _give_back_here(alias)
+                finally:
+                    unregister_tenant_database(alias)
+            else:
+                unregister_tenant_database(alias)
 
 
 @contextmanager

@@ -23,7 +23,9 @@ rolled back, and every session lock it held released.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import select
 import threading
 import time
@@ -62,11 +64,25 @@ class ConnectionBudget:
     def open_connections(self) -> int:
         return self._open
 
-    def _close(self, conn) -> None:
+    def _close(self, conn, *, until_gone: bool = False) -> None:
+        """Close ``conn``; with ``until_gone``, also wait (briefly) until the server has
+        ended the session: one closed to make room is gone before its replacement
+        opens, so that the server never sees more sessions than the budget."""
+        watch = None
+        if until_gone:
+            with contextlib.suppress(Exception):
+                watch = os.dup(conn.pgconn.socket)
         try:
             conn.close()
         except Exception as exc:  # already broken: it is gone either way
             log.debug("closing a pooled connection: %s", exc)
+        if watch is not None:
+            try:
+                # The server closes its end once the session has ended (after leaving
+                # pg_stat_activity).
+                select.select([watch], [], [], 0.1)
+            finally:
+                os.close(watch)
 
     def _oldest_idle(self):
         """(key, entry) of the connection idle longest, or None."""
@@ -115,7 +131,7 @@ class ConnectionBudget:
                             )
                         self._lock.wait(remaining)
             for conn in dead:
-                self._close(conn)
+                self._close(conn, until_gone=fresh == "new")
             if fresh == "new":
                 try:
                     return connect()
@@ -165,9 +181,9 @@ class ConnectionBudget:
             self._close(conn)
         return len(entries)
 
-    def sweep(self) -> int:
-        """Close the connections idle for longer than ``idle_seconds``."""
-        limit = time.monotonic() - self.idle_seconds
+    def sweep(self, *, everything: bool = False) -> int:
+        """Close the connections idle for longer than ``idle_seconds`` (or all idle)."""
+        limit = float("inf") if everything else time.monotonic() - self.idle_seconds
         old = []
         with self._lock:
             for key in list(self._idle):
@@ -209,6 +225,14 @@ def budget(name: str) -> ConnectionBudget:
         for each in list(_budgets.values()):
             each.sweep()
     return found
+
+
+def close_idle_connections() -> int:
+    """Close every idle connection of this process (one that hands over to others, as
+    `oxygis serve` to its server processes, keeps none open meanwhile)."""
+    with _budgets_lock:
+        every = list(_budgets.values())
+    return sum(each.sweep(everything=True) for each in every)
 
 
 def check_budget(processes: int) -> None:

@@ -144,6 +144,13 @@ class PostgreSQLEngine(Engine):
                 "NOINHERIT NOREPLICATION NOBYPASSRLS"
             ).format(sql.Identifier(role), sql.Literal(scram_verifier(password)))
         )
+        # Sessions start in the time zone Django wants: no SET TIME ZONE (and commit) on
+        # each new connection, direct or through a pooler (tenancy/pool.py).
+        conn.execute(
+            sql.SQL("ALTER ROLE {} SET timezone = {}").format(
+                sql.Identifier(role), sql.Literal(settings.TIME_ZONE)
+            )
+        )
 
     def create_database(self, tenant) -> str:
         name = sql.Identifier(tenant.db_name)

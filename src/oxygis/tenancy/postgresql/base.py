@@ -36,15 +36,25 @@ class _Lease:
         return conn
 
     def getconn(self):
-        conn = self.budget.acquire(self.key, self._connect)
-        conn._pool = self
-        if self.guarded:
+        for attempt in (1, 2):
+            conn = self.budget.acquire(self.key, self._connect)
+            conn._pool = self
+            if not self.guarded:
+                return conn
             try:
                 hold_in_session(conn, self.wrapper.settings_dict["NAME"])
+                return conn
+            except self.wrapper.Database.OperationalError:
+                # Ended by the server an instant ago (a swap's pg_terminate_backend),
+                # before the health check could see it: given back (closed) and
+                # replaced once, unseen by the unit of work.
+                self.budget.release(self.key, conn)
+                if attempt == 2:
+                    raise
             except BaseException:
                 self.budget.release(self.key, conn)
                 raise
-        return conn
+        raise AssertionError("unreachable")
 
     def putconn(self, conn) -> None:
         self.budget.release(self.key, conn)

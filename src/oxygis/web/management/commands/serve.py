@@ -18,7 +18,7 @@ from oxygis.tenancy.context import CATALOG, using_database
 from oxygis.tenancy.databases import default_server
 from oxygis.tenancy.demo import ensure_demo_tenant
 from oxygis.tenancy.hosts import site_url, tenant_host
-from oxygis.tenancy.pool import BudgetTooLarge, check_budget
+from oxygis.tenancy.pool import BudgetTooLarge, check_budget, close_idle_connections
 from oxygis.web import server
 from oxygis.web.staticfiles import ensure_collected
 from oxygis.web.tls import ensure_local_tls
@@ -105,6 +105,7 @@ class Command(BaseCommand):
         # The server's processes are spawned, not forked, and open their own database
         # sessions; ours are of no use to them.
         connections.close_all()
+        close_idle_connections()  # pooled ones too: this process serves nothing itself
         try:
             code = server.run(
                 binds=binds,
