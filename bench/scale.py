@@ -162,6 +162,17 @@ def run(argv: list[str], env: dict | None = None, **kwargs) -> subprocess.Comple
     return done
 
 
+def wait_listening(port: int, seconds: float, failure: str) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(failure)
+
+
 def descendants(pid: int) -> list[int]:
     found, todo = [], [pid]
     while todo:
@@ -204,15 +215,7 @@ class Server:
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.3)
-        else:
-            raise SystemExit(f"the server did not start: see {var / 'serve.log'}")
+        wait_listening(self.port, 120, f"the server did not start: see {var / 'serve.log'}")
         self.context = ssl.create_default_context(cafile=str(var / "tls" / "ca.pem"))
 
     def connection(self) -> HTTPSConnection:
@@ -409,14 +412,7 @@ class OwnPgBouncer:
         self.process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise SystemExit("pgbouncer did not start")
+        wait_listening(self.port, 10, "pgbouncer did not start")
 
     def clients(self) -> int:
         """Client sessions PgBouncer holds for tenant databases (the service's side)."""

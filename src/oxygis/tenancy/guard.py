@@ -11,7 +11,7 @@ or gives up after a timeout and changes nothing.
   every connection handed to a unit of work (tenancy/postgresql/base.py) and released
   when it is given back; a swap waits for ``pg_advisory_lock`` on a session of its own
   in that database, with a lock timeout, then closes the database to new sessions.
-  A unit of work that never touches the database holds nothing, and needs to.
+  A unit of work that never touches the database holds nothing, and needs nothing.
 * SQLite (the embedded mode, one host): ``flock`` on a file per tenant, held for the
   whole unit of work (``tenant_context``).
 

@@ -35,26 +35,25 @@ class _Lease:
         self.wrapper._configure_connection(conn)
         return conn
 
-    def getconn(self):
-        for attempt in (1, 2):
-            conn = self.budget.acquire(self.key, self._connect)
-            conn._pool = self
-            if not self.guarded:
-                return conn
-            try:
-                hold_in_session(conn, self.wrapper.settings_dict["NAME"])
-                return conn
-            except self.wrapper.Database.OperationalError:
-                # Ended by the server an instant ago (a swap's pg_terminate_backend),
-                # before the health check could see it: given back (closed) and
-                # replaced once, unseen by the unit of work.
-                self.budget.release(self.key, conn)
-                if attempt == 2:
-                    raise
-            except BaseException:
-                self.budget.release(self.key, conn)
+    def getconn(self, *, retry: bool = True):
+        conn = self.budget.acquire(self.key, self._connect)
+        conn._pool = self
+        if not self.guarded:
+            return conn
+        try:
+            hold_in_session(conn, self.wrapper.settings_dict["NAME"])
+        except self.wrapper.Database.OperationalError:
+            # Ended by the server an instant ago (a swap's pg_terminate_backend), before
+            # the health check could see it: given back (closed) and replaced once,
+            # unseen by the unit of work.
+            self.budget.release(self.key, conn)
+            if not retry:
                 raise
-        raise AssertionError("unreachable")
+            return self.getconn(retry=False)
+        except BaseException:
+            self.budget.release(self.key, conn)
+            raise
+        return conn
 
     def putconn(self, conn) -> None:
         self.budget.release(self.key, conn)
