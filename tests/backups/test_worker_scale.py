@@ -17,9 +17,9 @@ from oxygis.backups.worker import due_targets, prune_slice
 from oxygis.tenancy.models import Tenant
 
 
-def _targets(count: int, backed_up_at) -> list[Target]:
+def _targets(count: int, backed_up_at, stem: str | None = None) -> list[Target]:
     """Databases with one good backup each (rows only: what the schedule decides on)."""
-    stem = f"scale-{random.getrandbits(32):08x}"
+    stem = stem or f"scale-{random.getrandbits(32):08x}"
     created = timezone.now() - timedelta(days=3)
     targets = [
         Target(f"{stem}-{i}", f"{stem}-{i}", Tenant(slug=f"{stem}-{i}", created_at=created), 14, 52)
@@ -78,8 +78,13 @@ def test_backup_windows_are_checked_in_grouped_queries():
 
 def test_pruning_is_spread_over_the_day():
     """Each database is pruned about once a day, a slice per pass, so a pass prunes a
-    few databases whatever their number (plus those it just backed up)."""
-    targets = _targets(600, timezone.now())
+    few databases whatever their number (plus those it just backed up).
+
+    The slices come from a hash of each key, so their sizes vary: fixed keys keep the
+    test reproducible (random keys put 4 of 600 in one of the 2,880 slices about one run
+    in six), and the bound is what a hash spread gives, far below the 600 a pass would
+    prune if it pruned every database."""
+    targets = _targets(600, timezone.now(), stem="prune-spread")
     interval = 30
     start = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
     seen: dict[str, int] = {}
@@ -91,7 +96,7 @@ def test_pruning_is_spread_over_the_day():
             seen[t.key] = seen.get(t.key, 0) + 1
     assert set(seen) == {t.key for t in targets}
     assert set(seen.values()) == {1}
-    assert largest <= 3
+    assert largest <= 5
 
 
 def test_credential_events_are_pruned_in_one_statement():
