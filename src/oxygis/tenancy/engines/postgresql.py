@@ -36,6 +36,15 @@ WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
 """
 
 
+# Tenant roles log in with a random 256-bit secret (secrets.token_urlsafe(32)), never a
+# password a person chose. Key stretching (RFC 7677's 4,096 rounds) only slows guessing a
+# weak password from a stolen verifier; against a 256-bit secret guessing is hopeless at
+# any count. Its cost, paid by the client at every login (about 2 ms of CPU here), is
+# what a new session through PgBouncer costs most (tenancy/pool.py, bench/scale.py): so
+# tenant roles get few rounds. Administrators' and people's passwords are not set here.
+TENANT_ROLE_SCRAM_ITERATIONS = 64
+
+
 def scram_verifier(password: str, iterations: int = 4096) -> str:
     """The SCRAM-SHA-256 verifier PostgreSQL stores, computed here (RFC 5802/7677)."""
     salt = secrets.token_bytes(16)
@@ -142,7 +151,10 @@ class PostgreSQLEngine(Engine):
             sql.SQL(
                 "CREATE ROLE {} LOGIN PASSWORD {} NOSUPERUSER NOCREATEDB NOCREATEROLE "
                 "NOINHERIT NOREPLICATION NOBYPASSRLS"
-            ).format(sql.Identifier(role), sql.Literal(scram_verifier(password)))
+            ).format(
+                sql.Identifier(role),
+                sql.Literal(scram_verifier(password, TENANT_ROLE_SCRAM_ITERATIONS)),
+            )
         )
         # Sessions start in the time zone Django wants: no SET TIME ZONE (and commit) on
         # each new connection, direct or through a pooler (tenancy/pool.py).
