@@ -251,13 +251,22 @@ class ConnectionSampler(threading.Thread):
         self.conn = psycopg.connect(pg_url, autocommit=True)
         self.prefix, self.pooler = prefix, pooler
         self.peak = self.peak_server = 0
+        self.failure: Exception | None = None
         self.stopping = threading.Event()
 
     def run(self) -> None:
+        try:
+            self._sample()
+        except Exception as exc:  # a sampler that died would under-report: say so at stop
+            self.failure = exc
+
+    def _sample(self) -> None:
         while not self.stopping.is_set():
             catalog, everything = self.conn.execute(
                 "SELECT count(*) FILTER (WHERE datname = %s), count(*) FROM pg_stat_activity"
-                " WHERE starts_with(datname, %s) AND pid <> pg_backend_pid()",
+                " WHERE starts_with(datname, %s) AND pid <> pg_backend_pid()"
+                # Autovacuum workers also name the database they visit: not sessions.
+                " AND backend_type = 'client backend'",
                 [f"{self.prefix}catalog", self.prefix],
             ).fetchone()
             held = everything if self.pooler is None else catalog + self.pooler.clients()
@@ -268,6 +277,8 @@ class ConnectionSampler(threading.Thread):
         self.stopping.set()
         self.join()
         self.conn.close()
+        if self.failure is not None:
+            raise SystemExit(f"the connection sampler failed: {self.failure}")
         return self.peak, self.peak_server
 
 
@@ -427,6 +438,7 @@ class OwnPgBouncer:
                 f"host=127.0.0.1 port={self.port} dbname=pgbouncer user=bench_console",
                 password=CONSOLE_SECRET,
                 autocommit=True,
+                prepare_threshold=None,  # the console takes no prepared statement
             )
         cursor = self.console.execute("SHOW CLIENTS")
         at = [c.name for c in cursor.description].index("database")
