@@ -184,11 +184,12 @@ def test_a_restore_killed_at_any_moment_is_finished_or_undone(data_tenant, site_
             assert sales_snapshot(tenant) == original
         assert killed >= 2, "the kills should land while restores run"
     # No replacement database is left behind.
-    if tenant.database_server.engine == "sqlite":
-        leftovers = [p.name for p in Path(tenant.database_server.path).glob(f"{tenant.db_name}_r*")]
-    else:
-        from oxygis.tenancy.engines import engine_for
+    from oxygis.tenancy.engines import engine_for
 
+    if tenant.database_server.engine == "sqlite":
+        folder = engine_for(tenant.database_server).folder
+        leftovers = [p.name for p in folder.glob(f"{tenant.db_name}_r*")]
+    else:
         with engine_for(tenant.database_server).admin() as conn:
             like = tenant.db_name.replace("_", r"\_") + r"\_r%"
             leftovers = [

@@ -225,3 +225,60 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"worker {self.holder} beat {self.beat_at:%Y-%m-%d %H:%M:%S}"
+
+
+class Recovery(models.Model):
+    """One disaster recovery (`oxygis dr rebuild`): the platform rebuilt from a site (C7)."""
+
+    RUNNING, DONE, FAILED = "running", "done", "failed"
+    STATES = [(RUNNING, "Running"), (DONE, "Done"), (FAILED, "Done, with failures")]
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    site = models.CharField(max_length=1024)  # its URL (sites refuse credentials in URLs)
+    state = models.CharField(max_length=10, choices=STATES, default=RUNNING)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # The catalog backup the catalog came from; empty: rebuilt from the manifests.
+    catalog_backup = models.CharField(max_length=32, blank=True)
+    manifests_merged = models.PositiveIntegerField(default=0)
+    manifests_refused = models.PositiveIntegerField(default=0)
+    detail = models.TextField(blank=True)  # the refused manifests, one per line
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"rebuild from {self.site} at {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class RecoveredTenant(models.Model):
+    """One tenant of a Recovery: the backup it came back from, its achieved RPO (the
+    backup's age when the rebuild started) and RTO (served again, from that start)."""
+
+    PENDING, RESTORING, DONE, FAILED = "pending", "restoring", "done", "failed"
+    STATES = [(PENDING, "Pending"), (RESTORING, "Restoring"), (DONE, "Back"), (FAILED, "Failed")]
+
+    recovery = models.ForeignKey(Recovery, on_delete=models.CASCADE, related_name="tenants")
+    tenant = models.ForeignKey("tenancy.Tenant", null=True, on_delete=models.SET_NULL)
+    slug = models.CharField(max_length=63)
+    plan = models.CharField(max_length=20)
+    rank = models.PositiveSmallIntegerField(default=0)  # position of the plan in the order
+    state_after = models.CharField(max_length=20)  # the tenant's state once back
+    backup = models.ForeignKey(Backup, null=True, on_delete=models.SET_NULL)
+    backup_taken_at = models.DateTimeField(null=True, blank=True)
+    state = models.CharField(max_length=10, choices=STATES, default=PENDING)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    rpo_seconds = models.PositiveIntegerField(null=True, blank=True)
+    rto_seconds = models.PositiveIntegerField(null=True, blank=True)
+    rpo_target_hours = models.PositiveSmallIntegerField()
+    rto_target_hours = models.PositiveSmallIntegerField()
+    error = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["recovery", "tenant"], name="one_row_per_tenant")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.slug}: {self.state}"

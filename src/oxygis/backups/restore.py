@@ -70,17 +70,28 @@ def _ordered_sites(backup: Backup, sites):
 
 
 def restore_stream(
-    backup: Backup, ref: DatabaseRef, prepare, discard, *, sites=None, keys=None, progress=None
+    backup: Backup,
+    ref: DatabaseRef,
+    prepare,
+    discard,
+    *,
+    sites=None,
+    keys=None,
+    progress=None,
+    mark: bool = True,
 ):
     """Restore ``backup`` into ``ref``, trying each site; returns (site name, manifest).
 
-    ``prepare()`` makes the empty target, ``discard()`` removes a failed attempt.
+    ``prepare()`` makes the empty target, ``discard()`` removes a failed attempt. Without
+    ``mark`` (a catalog being rebuilt: no table to record in yet) bad copies are only
+    reported, not recorded.
     """
     sites = configured_sites() if sites is None else sites
     keys = keys or configured_keys()
     identities = keys.age_identities()
     problems = []
-    for site in _ordered_sites(backup, sites):
+    note = _mark if mark else (lambda backup, site_name, exc: None)
+    for site in _ordered_sites(backup, sites) if mark else sites:
         try:
             sealed = site.get(f"{backup.prefix}/{MANIFEST_OBJECT}")
             manifest = open_manifest(
@@ -89,7 +100,7 @@ def restore_stream(
             raw = site.reader(f"{backup.prefix}/{DUMP_OBJECT}")
         except (SiteError, ManifestError) as exc:
             problems.append(f"{site.name}: {exc}")
-            _mark(backup, site.name, exc)
+            note(backup, site.name, exc)
             continue
         if progress:
             progress(f"restoring {backup.short_id} from {site.name}")
@@ -116,14 +127,14 @@ def restore_stream(
                     f"{', '.join(manifest.get('recipients', [])) or 'another key'}"
                 ) from None
             problems.append(f"{site.name}: cannot decrypt: {one_line(exc)}")
-            _mark(backup, site.name, ManifestError(f"cannot decrypt: {one_line(exc)}"))
+            note(backup, site.name, ManifestError(f"cannot decrypt: {one_line(exc)}"))
             continue
         except (SiteError, ManifestError, zstandard.ZstdError, OSError) as exc:
             # OSError: age refused a chunk whose tag does not match (altered data); errors
             # of the target are BackupError (dumps.restore_sink) and end the restore.
             discard()
             problems.append(f"{site.name}: {one_line(exc)}")
-            _mark(backup, site.name, exc)
+            note(backup, site.name, exc)
             continue
         except BaseException:
             discard()

@@ -182,6 +182,6 @@ def default_server() -> DatabaseServer:
     server = DatabaseServer.objects.filter(name="local").first()
     if server is None:
         server = DatabaseServer.objects.create(
-            name="local", engine=DatabaseServer.SQLITE, path=str(settings.VAR_DIR / "tenants")
+            name="local", engine=DatabaseServer.SQLITE, path="tenants"
         )
     return server

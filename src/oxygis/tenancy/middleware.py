@@ -81,7 +81,7 @@ class TenantHostMiddleware:
                 return self.get_response(request)
         tenant = (
             Tenant.objects.select_related("database_server")
-            .filter(slug=site.slug, state__in=Tenant.EXISTING)
+            .filter(slug=site.slug, state__in=Tenant.SERVED)
             .first()
         )
         # The catalog's connection goes back to the process's budget at once: most
@@ -96,7 +96,7 @@ class TenantHostMiddleware:
                 f"The workspace {tenant.name} is suspended. Its administrator can contact "
                 "Oxygis support to restore access.",
             )
-        if tenant.state == Tenant.MAINTENANCE:
+        if tenant.state in (Tenant.MAINTENANCE, Tenant.RECOVERING):
             return unavailable(request, BEING_RESTORED.format(name=tenant.name))
         request.tenant = tenant
         try:

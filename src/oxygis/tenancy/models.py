@@ -24,6 +24,9 @@ class Plan(models.Model):
     code = models.CharField(max_length=20, unique=True, choices=CODES)
     name = models.CharField(max_length=100, validators=[validate_single_line])
     rto_hours = models.PositiveSmallIntegerField(help_text="Recovery time objective, hours")
+    rpo_hours = models.PositiveSmallIntegerField(
+        default=24, help_text="Recovery point objective, hours"
+    )
     backup_daily_days = models.PositiveSmallIntegerField(default=14)
     backup_weekly_weeks = models.PositiveSmallIntegerField(default=52)
 
@@ -72,14 +75,21 @@ class Tenant(models.Model):
     PROVISIONING, ACTIVE, SUSPENDED = "provisioning", "active", "suspended"
     # For the few seconds a live restore or a rollback swaps its database.
     MAINTENANCE = "maintenance"
+    # While a disaster recovery (`oxygis dr rebuild`) has yet to bring it back.
+    RECOVERING = "recovering"
     STATES = [
         (PROVISIONING, "Provisioning"),
         (ACTIVE, "Active"),
         (SUSPENDED, "Suspended"),
         (MAINTENANCE, "Being restored"),
+        (RECOVERING, "Being recovered"),
     ]
     # A tenant that exists (its database is there, whether it answers or not).
     EXISTING = (ACTIVE, SUSPENDED, MAINTENANCE)
+    # A tenant whose host is known (answers, perhaps with a 503): the ones that exist,
+    # and those a disaster recovery is bringing back (no database yet: not EXISTING, so
+    # that nothing backs them up or migrates them meanwhile).
+    SERVED = (*EXISTING, RECOVERING)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     slug = models.CharField(max_length=40, unique=True, validators=[validate_single_line])

@@ -71,7 +71,7 @@ def existing_tenant_host(name: str) -> bool:
     if site is None or site.kind != TENANT:
         return False
     with using_database(CATALOG):
-        return Tenant.objects.filter(slug=site.slug, state__in=Tenant.EXISTING).exists()
+        return Tenant.objects.filter(slug=site.slug, state__in=Tenant.SERVED).exists()
 
 
 def _more_file_descriptors() -> None:

@@ -8,6 +8,8 @@ import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
 
+from django.conf import settings
+
 from . import Engine, EngineError
 
 SQLITE_OPTIONS = {
@@ -36,7 +38,9 @@ def online_copy(source: Path, target: Path) -> None:
 class SQLiteEngine(Engine):
     @property
     def folder(self) -> Path:
-        folder = Path(self.server.path)
+        # Relative to the data folder (a catalog restored on another machine then finds
+        # its tenants there); absolute paths of older catalogs still work.
+        folder = Path(settings.VAR_DIR) / self.server.path
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         return folder
 
