@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import sys
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.utils import timezone
 
-from oxygis.tenancy.engines import EngineError, engine_for
+from oxygis.tenancy.engines import engine_for
 from oxygis.tenancy.hosts import site_url
-from oxygis.tenancy.provisioning import TenantError, get_tenant
+from oxygis.tenancy.provisioning import get_tenant
 
 from ... import monitor, restore, service, swaps
 from ...alerts import open_alerts
+from ...cli import ActionCommand
 from ...errors import BackupError
 from ...models import Backup, BackupCopy, Restore, WorkerHeartbeat
 
@@ -23,7 +24,7 @@ def _table(write, rows) -> None:
         write("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
-class Command(BaseCommand):
+class Command(ActionCommand):
     help = "Back up, list, verify and restore databases; show backup health."
 
     def add_arguments(self, parser):
@@ -51,16 +52,6 @@ class Command(BaseCommand):
         back.add_argument("--tenant", metavar="SLUG", required=True)
         back.add_argument("--yes", action="store_true", help="do not ask for confirmation")
         sub.add_parser("status", help="backup health of every database, and open alerts")
-
-    def handle(self, *args, action, **options):
-        self._tty = sys.stderr.isatty()
-        try:
-            return getattr(self, f"do_{action}")(**options)
-        except (BackupError, TenantError, EngineError) as exc:
-            raise CommandError(str(exc), returncode=2) from None
-        finally:
-            if self._tty:
-                self.stderr.write("")
 
     def progress(self, text: str) -> None:
         if self._tty:  # one updating line on a terminal; nothing in logs

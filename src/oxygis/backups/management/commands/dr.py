@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import sys
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
-from oxygis.tenancy.engines import EngineError
 from oxygis.tenancy.models import Plan
-from oxygis.tenancy.provisioning import TenantError
 
 from ... import recovery
-from ...errors import BackupError
+from ...cli import ActionCommand
 from ...models import Recovery
 
 
-class Command(BaseCommand):
+class Command(ActionCommand):
     help = "Rebuild the platform from a backup site (disaster recovery); show how it went."
 
     def add_arguments(self, parser):
@@ -32,13 +30,6 @@ class Command(BaseCommand):
         )
         rebuild.add_argument("--jobs", type=int, default=2, help="tenants restored at once")
         sub.add_parser("status", help="the last rebuild: per tenant, achieved RPO and RTO")
-
-    def handle(self, *args, action, **options):
-        self._tty = sys.stderr.isatty()
-        try:
-            return getattr(self, f"do_{action}")(**options)
-        except (BackupError, TenantError, EngineError) as exc:
-            raise CommandError(str(exc), returncode=2) from None
 
     def progress(self, text: str) -> None:
         # Tenants coming back are news worth a line, on a terminal or in a log.
