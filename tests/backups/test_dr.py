@@ -242,3 +242,37 @@ def test_tenants_being_recovered_answer_503(tenant_factory):
     assert response.status_code == 503 and "Retry-After" in response.headers
     assert "being restored" in response.content.decode()
     assert tenant.id.hex not in {t.key for t in all_targets()}
+
+
+def test_onto_refuses_a_password_on_the_command_line(tmp_path, old):
+    """C7, S-secrets: `--onto` never takes a password (the process list and the shell's
+    history would show it); refused before anything changes."""
+    new = _new_machine(tmp_path, old)
+    done = new.run(
+        "dr",
+        "rebuild",
+        "--from-site",
+        old.sites[0],
+        "--onto",
+        "postgresql://admin:hunter2@db.example/postgres",
+        check=False,
+    )
+    assert done.returncode == 2 and "no password on the command line" in done.stderr
+    assert "hunter2" not in done.stderr + done.stdout
+    assert not (new.var / "dr-rebuild.json").exists()
+
+
+@pytest.mark.postgresql
+def test_rebuild_onto_another_server(tmp_path, old):
+    """C7: `--onto` puts the tenants on the named PostgreSQL server, registered in the
+    catalog, and they are served from there."""
+    new = _new_machine(tmp_path, old)
+    onto = PG_ADMIN_URL.rsplit("/", 1)[0].replace("127.0.0.1", "localhost") + "/postgres"
+    new.run("dr", "rebuild", "--from-site", old.sites[0], "--onto", onto)
+    assert new.contents() == old.before
+    servers = new.python(
+        "import django; django.setup()\n"
+        "from oxygis.tenancy.models import Tenant\n"
+        "print(sorted({t.database_server.name for t in Tenant.objects.all()}))"
+    )
+    assert servers.strip() == "['dr-localhost-5432']"

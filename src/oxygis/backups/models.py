@@ -11,6 +11,8 @@ import uuid
 from django.db import models
 from django.utils import timezone
 
+from oxygis.core.text import validate_single_line
+
 CATALOG_TARGET = "catalog"
 
 
@@ -234,15 +236,21 @@ class Recovery(models.Model):
     STATES = [(RUNNING, "Running"), (DONE, "Done"), (FAILED, "Done, with failures")]
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    site = models.CharField(max_length=1024)  # its URL (sites refuse credentials in URLs)
+    site = models.CharField(
+        max_length=1024, validators=[validate_single_line]
+    )  # its URL (sites refuse credentials in URLs)
     state = models.CharField(max_length=10, choices=STATES, default=RUNNING)
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
     # The catalog backup the catalog came from; empty: rebuilt from the manifests.
-    catalog_backup = models.CharField(max_length=32, blank=True)
+    catalog_backup = models.CharField(max_length=32, blank=True, validators=[validate_single_line])
     manifests_merged = models.PositiveIntegerField(default=0)
     manifests_refused = models.PositiveIntegerField(default=0)
     detail = models.TextField(blank=True)  # the refused manifests, one per line
+    # Where tenants are restored (``--onto``); none: this machine's default server.
+    server = models.ForeignKey(
+        "tenancy.DatabaseServer", null=True, blank=True, on_delete=models.PROTECT
+    )
 
     class Meta:
         ordering = ["-started_at"]
@@ -260,10 +268,11 @@ class RecoveredTenant(models.Model):
 
     recovery = models.ForeignKey(Recovery, on_delete=models.CASCADE, related_name="tenants")
     tenant = models.ForeignKey("tenancy.Tenant", null=True, on_delete=models.SET_NULL)
-    slug = models.CharField(max_length=63)
-    plan = models.CharField(max_length=20)
+    slug = models.CharField(max_length=63, validators=[validate_single_line])
+    plan = models.CharField(max_length=20, validators=[validate_single_line])
     rank = models.PositiveSmallIntegerField(default=0)  # position of the plan in the order
-    state_after = models.CharField(max_length=20)  # the tenant's state once back
+    # The tenant's state once back.
+    state_after = models.CharField(max_length=20, validators=[validate_single_line])
     backup = models.ForeignKey(Backup, null=True, on_delete=models.SET_NULL)
     backup_taken_at = models.DateTimeField(null=True, blank=True)
     state = models.CharField(max_length=10, choices=STATES, default=PENDING)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import uuid
 from collections.abc import Callable
@@ -46,6 +47,7 @@ from django.utils.dateparse import parse_datetime
 from oxygis.tenancy.databases import default_server, forget_tenant_database
 from oxygis.tenancy.engines import engine_for
 from oxygis.tenancy.models import Plan, Tenant
+from oxygis.tenancy.pool import close_idle_connections
 from oxygis.tenancy.provisioning import database_name
 
 from .credentials import distrust
@@ -136,12 +138,10 @@ def _empty_catalog_storage() -> DatabaseRef:
     ref = DatabaseRef.from_entry(entry)
     connections[DEFAULT_DB_ALIAS].close()
     if ref.engine == "postgresql":
-        with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
-            # The catalog's login owns its database (hence the public schema): an empty
-            # schema takes the dump. Nothing else lives in the catalog.
-            cursor.execute("DROP SCHEMA public CASCADE")
-            cursor.execute("CREATE SCHEMA public")
-        connections[DEFAULT_DB_ALIAS].close()
+        from oxygis.tenancy.engines.postgresql import empty_public_schema
+
+        close_idle_connections()  # nothing of this process keeps the old tables open
+        empty_public_schema(entry)
     else:
         path = Path(ref.name)
         for each in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
@@ -298,14 +298,62 @@ def plan_items(recovery: Recovery, index: SiteIndex, order: tuple[str, ...]) -> 
         Tenant.objects.filter(pk=tenant.pk).update(state=Tenant.RECOVERING)
 
 
+def _onto_entry(url: str) -> dict:
+    from django.core.exceptions import ImproperlyConfigured
+
+    from oxygis.tenancy.dburl import parse_database_url
+
+    try:
+        entry = parse_database_url(url)
+    except ImproperlyConfigured as exc:
+        raise RecoveryError(f"--onto: {str(exc).replace('OXYGIS_DATABASE_URL ', '')}") from None
+    if entry["PASSWORD"]:
+        raise RecoveryError(
+            "--onto: no password on the command line (it would show in the process list "
+            "and the shell's history): set PGPASSWORD or use ~/.pgpass"
+        )
+    return entry
+
+
+def onto_server(url: str):
+    """The PostgreSQL server named by ``--onto`` (registered once, accepting tenants).
+    Its password never comes on the command line: PGPASSWORD (sealed in the catalog for
+    later administration) or libpq's password file."""
+    from oxygis.tenancy.models import DatabaseServer
+    from oxygis.tenancy.sealing import seal
+
+    entry = _onto_entry(url)
+    password = os.environ.get("PGPASSWORD", "")
+    host, port = entry["HOST"] or "localhost", int(entry["PORT"] or 5432)
+    server, _ = DatabaseServer.objects.update_or_create(
+        name=f"dr-{host.replace('.', '-')}-{port}"[:50],
+        defaults={
+            "engine": DatabaseServer.POSTGRESQL,
+            "host": host,
+            "port": port,
+            "admin_user": entry["USER"],
+            "admin_password_sealed": seal(password) if password else "",
+            "admin_database": entry["NAME"],
+            "options": entry["OPTIONS"],
+            "accepts_new_tenants": True,
+        },
+    )
+    try:
+        with engine_for(server).admin():
+            pass  # signed in: reachable, and the login works
+    except Exception as exc:
+        raise RecoveryError(f"--onto: cannot reach {host}:{port}: {one_line(exc)}") from None
+    return server
+
+
 def restore_one(item: RecoveredTenant, site: Site, keys, progress: Progress) -> None:
-    """Bring one tenant back onto this machine's server from ``item.backup``."""
+    """Bring one tenant back onto the rebuild's server from ``item.backup``."""
     from .restore import _migrate, check_restored, restore_stream
     from .swaps import highest_known_order_number, raise_order_counter
 
     tenant = Tenant.objects.select_related("database_server", "plan").get(pk=item.tenant_id)
     backup = item.backup
-    server = default_server()
+    server = item.recovery.server or default_server()
     if backup.engine != server.engine:
         raise RecoveryError(
             f"its backup is a {backup.engine} dump and this machine's server is {server.engine}"
@@ -355,7 +403,7 @@ def restore_tenants(
     """Every pending tenant of ``recovery``, ``jobs`` at a time, in plan order."""
     items = list(
         recovery.tenants.filter(state__in=[RecoveredTenant.PENDING, RecoveredTenant.RESTORING])
-        .select_related("backup", "recovery")
+        .select_related("backup", "recovery", "recovery__server")
         .order_by("rank", "slug")
     )
     total, done, failed = len(items), [0], [0]
@@ -390,9 +438,12 @@ def rebuild(
     *,
     plan_order: tuple[str, ...] = DEFAULT_PLAN_ORDER,
     jobs: int = 2,
+    onto: str | None = None,
     progress: Progress | None = None,
 ) -> Recovery:
     say = progress or (lambda text: None)
+    if onto:
+        _onto_entry(onto)  # refused before anything changes
     site = configured_sites([site_url])[0]
     keys = configured_keys()
     marker = _marker()
@@ -425,6 +476,9 @@ def rebuild(
                 detail="\n".join(index.refused)[:10000],
             )
             _point_servers_here()
+            if onto:
+                recovery.server = onto_server(onto)
+                recovery.save(update_fields=["server"])
             recovery.manifests_merged = merge_manifests(index, site)
             recovery.save(update_fields=["manifests_merged"])
             plan_items(recovery, index, plan_order)

@@ -59,6 +59,26 @@ def scram_verifier(password: str, iterations: int = 4096) -> str:
     )
 
 
+def empty_public_schema(entry: dict) -> None:
+    """Drop everything in the public schema of the database behind ``entry`` (Django's
+    settings) with its own login: a catalog a disaster recovery is about to fill, which
+    the caller checked holds no tenant (backups/recovery.py). That login owns the
+    database, hence its public schema."""
+    params = {
+        "dbname": entry["NAME"],
+        "user": entry["USER"],
+        "host": entry["HOST"],
+        "port": entry["PORT"] or 5432,
+        "connect_timeout": 10,
+        **entry.get("OPTIONS", {}),
+    }
+    if entry["PASSWORD"]:
+        params["password"] = entry["PASSWORD"]
+    with psycopg.connect(**params, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA public CASCADE")
+        conn.execute("CREATE SCHEMA public")
+
+
 # The application_name of backup sessions (backups/dumps.py): a suspension spares them.
 BACKUP_APPLICATION = "oxygis-backup"
 

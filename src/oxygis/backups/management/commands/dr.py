@@ -29,13 +29,19 @@ class Command(ActionCommand):
             help="which plans come back first (default: %(default)s)",
         )
         rebuild.add_argument("--jobs", type=int, default=2, help="tenants restored at once")
+        rebuild.add_argument(
+            "--onto",
+            metavar="DATABASE_URL",
+            help="the PostgreSQL server tenants are restored onto (default: the settings'); "
+            "no password in it: PGPASSWORD or ~/.pgpass",
+        )
         sub.add_parser("status", help="the last rebuild: per tenant, achieved RPO and RTO")
 
     def progress(self, text: str) -> None:
         # Tenants coming back are news worth a line, on a terminal or in a log.
         self.stderr.write(text)
 
-    def do_rebuild(self, from_site, plan_order, jobs, **_):
+    def do_rebuild(self, from_site, plan_order, jobs, onto, **_):
         order = tuple(p.strip() for p in plan_order.split(",") if p.strip())
         unknown = sorted(set(order) - {code for code, _ in Plan.CODES})
         if unknown:
@@ -44,7 +50,9 @@ class Command(ActionCommand):
             )
         if jobs < 1:
             raise CommandError("--jobs must be at least 1", returncode=2)
-        run = recovery.rebuild(from_site, plan_order=order, jobs=jobs, progress=self.progress)
+        run = recovery.rebuild(
+            from_site, plan_order=order, jobs=jobs, onto=onto, progress=self.progress
+        )
         for line in recovery.report_lines(run):
             self.stdout.write(line)
         if run.state != Recovery.DONE:
