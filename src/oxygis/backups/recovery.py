@@ -523,7 +523,9 @@ def report_lines(recovery: Recovery) -> list[str]:
     against the plan's targets."""
 
     def hours(seconds):
-        return "-" if seconds is None else f"{seconds / 3600:.2f} h"
+        if seconds is None:
+            return "-"
+        return f"{seconds / 60:.1f} min" if seconds < 3600 else f"{seconds / 3600:.2f} h"
 
     source = (
         f"from backup {recovery.catalog_backup[:8]}"
