@@ -44,7 +44,7 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from oxygis.tenancy.databases import default_server, forget_tenant_database
+from oxygis.tenancy.databases import default_server, forget_tenant_database, server_fields
 from oxygis.tenancy.engines import engine_for
 from oxygis.tenancy.models import Plan, Tenant
 from oxygis.tenancy.pool import close_idle_connections
@@ -265,37 +265,45 @@ def _plan_rank(order: tuple[str, ...]) -> Callable[[str], int]:
 
 def plan_items(recovery: Recovery, index: SiteIndex, order: tuple[str, ...]) -> None:
     """One row per tenant to bring back, with the backup it comes back from: its newest
-    good or degraded backup whose signed manifest is on the site."""
+    good or degraded backup whose signed manifest is on the site (grouped queries, not
+    one per tenant)."""
     on_site = {uuid.UUID(m["backup_id"]) for m in index.tenants}
+    newest: dict[str, tuple] = {}  # target -> (backup id, taken at)
+    restorable = Backup.objects.filter(state__in=[Backup.GOOD, Backup.DEGRADED])
+    for backup_id, target, taken in restorable.order_by("started_at").values_list(
+        "id", "target", "started_at"
+    ):
+        if backup_id in on_site:
+            newest[target] = (backup_id, taken)  # later ones replace earlier ones
     existing = set(recovery.tenants.values_list("tenant_id", flat=True))
     rank = _plan_rank(order)
-    tenants = Tenant.objects.filter(state__in=Tenant.SERVED).select_related("plan")
-    for tenant in sorted(tenants, key=lambda t: (rank(t.plan.code), t.slug)):
-        if tenant.id in existing:
-            continue
-        backup = (
-            Backup.objects.filter(
-                target=tenant.id.hex, state__in=[Backup.GOOD, Backup.DEGRADED], id__in=on_site
+    tenants = [
+        t
+        for t in Tenant.objects.filter(state__in=Tenant.SERVED).select_related("plan")
+        if t.id not in existing
+    ]
+    items = []
+    for tenant in tenants:
+        backup_id, taken = newest.get(tenant.id.hex, (None, None))
+        items.append(
+            RecoveredTenant(
+                recovery=recovery,
+                tenant=tenant,
+                slug=tenant.slug,
+                plan=tenant.plan.code,
+                rank=rank(tenant.plan.code),
+                state_after=tenant.state if tenant.state in Tenant.EXISTING else Tenant.ACTIVE,
+                backup_id=backup_id,
+                backup_taken_at=taken,
+                rpo_target_hours=tenant.plan.rpo_hours,
+                rto_target_hours=tenant.plan.rto_hours,
+                state=RecoveredTenant.PENDING if backup_id else RecoveredTenant.FAILED,
+                error="" if backup_id else "no backup of this tenant on the site",
             )
-            .order_by("-started_at")
-            .first()
         )
-        RecoveredTenant.objects.create(
-            recovery=recovery,
-            tenant=tenant,
-            slug=tenant.slug,
-            plan=tenant.plan.code,
-            rank=rank(tenant.plan.code),
-            state_after=tenant.state if tenant.state in Tenant.EXISTING else Tenant.ACTIVE,
-            backup=backup,
-            backup_taken_at=backup.started_at if backup else None,
-            rpo_target_hours=tenant.plan.rpo_hours,
-            rto_target_hours=tenant.plan.rto_hours,
-            state=RecoveredTenant.PENDING if backup else RecoveredTenant.FAILED,
-            error="" if backup else "no backup of this tenant on the site",
-        )
-        # Nobody is served old or missing data meanwhile: 503 "being restored".
-        Tenant.objects.filter(pk=tenant.pk).update(state=Tenant.RECOVERING)
+    RecoveredTenant.objects.bulk_create(items)
+    # Nobody is served old or missing data meanwhile: 503 "being restored".
+    Tenant.objects.filter(pk__in=[t.pk for t in tenants]).update(state=Tenant.RECOVERING)
 
 
 def _onto_entry(url: str) -> dict:
@@ -320,21 +328,15 @@ def onto_server(url: str):
     Its password never comes on the command line: PGPASSWORD (sealed in the catalog for
     later administration) or libpq's password file."""
     from oxygis.tenancy.models import DatabaseServer
-    from oxygis.tenancy.sealing import seal
 
     entry = _onto_entry(url)
-    password = os.environ.get("PGPASSWORD", "")
     host, port = entry["HOST"] or "localhost", int(entry["PORT"] or 5432)
+    entry |= {"HOST": host, "PORT": str(port), "PASSWORD": os.environ.get("PGPASSWORD", "")}
     server, _ = DatabaseServer.objects.update_or_create(
         name=f"dr-{host.replace('.', '-')}-{port}"[:50],
         defaults={
-            "engine": DatabaseServer.POSTGRESQL,
-            "host": host,
-            "port": port,
-            "admin_user": entry["USER"],
-            "admin_password_sealed": seal(password) if password else "",
+            **server_fields(entry),
             "admin_database": entry["NAME"],
-            "options": entry["OPTIONS"],
             "accepts_new_tenants": True,
         },
     )
@@ -346,7 +348,7 @@ def onto_server(url: str):
     return server
 
 
-def restore_one(item: RecoveredTenant, site: Site, keys, progress: Progress) -> None:
+def restore_one(item: RecoveredTenant, site: Site, keys) -> None:
     """Bring one tenant back onto the rebuild's server from ``item.backup``."""
     from .restore import _migrate, check_restored, restore_stream
     from .swaps import highest_known_order_number, raise_order_counter
@@ -380,7 +382,7 @@ def restore_one(item: RecoveredTenant, site: Site, keys, progress: Progress) -> 
         forget_tenant_database(tenant)
         engine.drop_named_database(tenant.db_name)
 
-    restore_stream(backup, ref, prepare, discard, sites=[site], keys=keys, progress=progress)
+    restore_stream(backup, ref, prepare, discard, sites=[site], keys=keys)
     check_restored(ref, backup.manifest)
     _migrate(entry)
     distrust(entry, tenant, backup.started_at, fresh_copy=False)
@@ -397,9 +399,7 @@ def restore_one(item: RecoveredTenant, site: Site, keys, progress: Progress) -> 
     )
 
 
-def restore_tenants(
-    recovery: Recovery, site: Site, keys, jobs: int, progress: Progress
-) -> tuple[int, int]:
+def restore_tenants(recovery: Recovery, site: Site, keys, jobs: int, progress: Progress) -> None:
     """Every pending tenant of ``recovery``, ``jobs`` at a time, in plan order."""
     items = list(
         recovery.tenants.filter(state__in=[RecoveredTenant.PENDING, RecoveredTenant.RESTORING])
@@ -411,7 +411,7 @@ def restore_tenants(
 
     def one(item: RecoveredTenant) -> None:
         try:
-            restore_one(item, site, keys, lambda text: None)
+            restore_one(item, site, keys)
         except Exception as exc:
             RecoveredTenant.objects.filter(pk=item.pk).update(
                 state=RecoveredTenant.FAILED, finished_at=timezone.now(), error=one_line(exc)[:2000]
@@ -429,7 +429,6 @@ def restore_tenants(
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         list(pool.map(one, items))
-    return done[0], failed[0]
 
 
 # --- the whole ---------------------------------------------------------------------------
@@ -503,18 +502,11 @@ def _point_servers_here() -> None:
     PostgreSQL: the settings' server, whose catalog tenant roles must not open)."""
     from oxygis.tenancy.dburl import is_postgresql
     from oxygis.tenancy.models import DatabaseServer
-    from oxygis.tenancy.sealing import seal
 
     catalog = settings.DATABASES[DEFAULT_DB_ALIAS]
     DatabaseServer.objects.filter(engine=DatabaseServer.SQLITE).update(path="tenants")
     if is_postgresql(catalog):
-        DatabaseServer.objects.filter(name="primary").update(
-            host=catalog["HOST"],
-            port=int(catalog["PORT"]) if catalog["PORT"] else None,
-            admin_user=catalog["USER"],
-            admin_password_sealed=seal(catalog["PASSWORD"]) if catalog["PASSWORD"] else "",
-            options=catalog.get("OPTIONS", {}),
-        )
+        DatabaseServer.objects.filter(name="primary").update(**server_fields(catalog))
         engine_for(default_server()).revoke_public_connect(catalog["NAME"])
 
 

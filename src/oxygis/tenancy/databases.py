@@ -150,27 +150,32 @@ def open_database(entry: dict, prefix: str = "db") -> Iterator[str]:
         forget_alias(alias)
 
 
+def server_fields(entry: dict) -> dict:
+    """A PostgreSQL DatabaseServer's fields for the administrative login of ``entry``
+    (Django settings): where it is, who it is, its password sealed."""
+    from .sealing import seal
+
+    return {
+        "engine": DatabaseServer.POSTGRESQL,
+        "host": entry["HOST"],
+        "port": int(entry["PORT"]) if entry["PORT"] else None,
+        "admin_user": entry["USER"],
+        "admin_password_sealed": seal(entry["PASSWORD"]) if entry["PASSWORD"] else "",
+        "options": entry.get("OPTIONS", {}),
+    }
+
+
 def default_server() -> DatabaseServer:
     """The server new tenants go to: the one described by the settings, created once.
 
     With OXYGIS_DATABASE_URL, tenants live on that PostgreSQL server (its login must be
     allowed to create roles and databases); without it, in SQLite files under var/.
     """
-    from .sealing import seal
-
     catalog = settings.DATABASES["default"]
     if is_postgresql(catalog):
         server = DatabaseServer.objects.filter(name="primary").first()
         if server is None:
-            server = DatabaseServer.objects.create(
-                name="primary",
-                engine=DatabaseServer.POSTGRESQL,
-                host=catalog["HOST"],
-                port=int(catalog["PORT"]) if catalog["PORT"] else None,
-                admin_user=catalog["USER"],
-                admin_password_sealed=seal(catalog["PASSWORD"]) if catalog["PASSWORD"] else "",
-                options=catalog.get("OPTIONS", {}),
-            )
+            server = DatabaseServer.objects.create(name="primary", **server_fields(catalog))
             # Tenant roles log in to this server too: the catalog must not let them in.
             engine_for(server).revoke_public_connect(catalog["NAME"])
         # The pooler follows the settings (OXYGIS_DATABASE_POOLER), set or taken away.
