@@ -40,6 +40,7 @@ test-sqlite: $(VENV)/.test
 test-postgresql: $(VENV)/.test
 	scripts/ensure-postgres
 	scripts/ensure-pgbouncer
+	scripts/ensure-pgbackrest
 	scripts/ensure-chromium
 	scripts/ensure-azurite
 	OXYGIS_TEST_ENGINE=postgresql OXYGIS_TEST_URL_COVERAGE=1 $(BIN)/pytest $(PYTEST_ARGS)
@@ -56,6 +57,7 @@ lock: $(VENV)/.test
 bench: $(VENV)/.test
 	scripts/ensure-postgres
 	scripts/ensure-pgbouncer
+	scripts/ensure-pgbackrest
 	$(BIN)/python bench/provision.py
 	$(BIN)/python bench/backup.py
 

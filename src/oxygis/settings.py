@@ -325,6 +325,14 @@ RESTORE_DRAIN_SECONDS = config.env_int("RESTORE_DRAIN_SECONDS", 30, minimum=1)
 KEPT_DATABASE_DAYS = config.env_int("KEPT_DATABASE_DAYS", 30, minimum=1)
 KEPT_DATABASE_WARNING_DAYS = 3
 OPS_EMAIL = config.env_str("OPS_EMAIL") or ""
+# Point-in-time recovery on PostgreSQL (backups/pitr.py): pgBackRest's configuration and
+# scratch clusters live under PITR_DIR, which the cluster's owner must be able to reach.
+PITR_DIR = Path(config.env_str("PITR_DIR") or VAR_DIR / "pitr")
+PITR_ARCHIVE_TIMEOUT = config.env_int("PITR_ARCHIVE_TIMEOUT", 60, minimum=1)  # seconds: the RPO
+PITR_LAG_ALERT_MINUTES = config.env_int("PITR_LAG_ALERT_MINUTES", 5, minimum=1)
+PITR_RETENTION_DAYS = config.env_int("PITR_RETENTION_DAYS", 14, minimum=1)
+PITR_PG_BIN_DIR = config.env_str("PITR_PG_BIN_DIR")  # default: /usr/lib/postgresql/<major>/bin
+PITR_RECOVERY_SECONDS = config.env_int("PITR_RECOVERY_SECONDS", 6 * 3600, minimum=10)
 
 # --- security.txt (S10) -----------------------------------------------------------
 SECURITY_CONTACT = config.env_str("SECURITY_CONTACT") or "mailto:security@oxygis.eu"

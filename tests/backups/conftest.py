@@ -114,8 +114,9 @@ def add_ballast(tenant, megabytes: int) -> None:
                 cur.executemany("INSERT INTO ballast VALUES (%s)", rows)
 
 
-def _create_container(port: int, name: str) -> None:
-    """Create a blob container in Azurite (SharedKey-signed REST call)."""
+def create_container(port: int, name: str, connection=None) -> None:
+    """Create a blob container in Azurite (SharedKey-signed REST call), over plain HTTP
+    or the ``connection`` given (TLS)."""
     date, version = formatdate(usegmt=True), "2021-08-06"
     path = f"/{AZ_ACCOUNT}/{name}"
     to_sign = "\n".join(
@@ -129,7 +130,7 @@ def _create_container(port: int, name: str) -> None:
     signature = base64.b64encode(
         hmac.new(base64.b64decode(AZ_KEY), to_sign.encode(), hashlib.sha256).digest()
     ).decode()
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn = connection or http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     conn.request(
         "PUT",
         f"{path}?restype=container",
@@ -184,7 +185,7 @@ def azurite(tmp_path_factory):
 
     def make_site(container: str | None = None) -> str:
         container = container or f"c{secrets.token_hex(6)}"
-        _create_container(port, container)
+        create_container(port, container)
         return (
             f"az://{container}/oxygis?account_name={AZ_ACCOUNT}"
             f"&endpoint=http://127.0.0.1:{port}/{AZ_ACCOUNT}&allow_http=true"

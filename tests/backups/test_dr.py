@@ -64,7 +64,14 @@ class Platform:
     """A data folder (and on PostgreSQL a catalog database and name prefix) run by the
     real CLI in subprocesses."""
 
-    def __init__(self, root: Path, name: str, sites: list[str], keys: Path | None = None):
+    def __init__(
+        self,
+        root: Path,
+        name: str,
+        sites: list[str],
+        keys: Path | None = None,
+        database_url: str | None = None,
+    ):
         self.var = root / name
         self.var.mkdir(parents=True)
         if keys is not None:
@@ -77,7 +84,9 @@ class Platform:
             "OXYGIS_DB_PREFIX": stem,
             "OXYGIS_BACKUP_SITES": ",".join(sites),
         }
-        if ENGINE == "postgresql":
+        if database_url is not None:
+            self.env["OXYGIS_DATABASE_URL"] = database_url
+        elif ENGINE == "postgresql":
             with _pg_admin() as conn:
                 conn.execute(f'CREATE DATABASE "{stem}catalog"')
             self.env["OXYGIS_DATABASE_URL"] = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{stem}catalog"

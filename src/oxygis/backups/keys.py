@@ -119,6 +119,14 @@ class Keys:
             raise BackupError("OXYGIS_BACKUP_SIGNING_KEY must be an Ed25519 private key (PEM)")
         return key
 
+    def signing_seed(self) -> bytes:
+        """The signing key's raw 32 bytes: only to derive other secrets from (pitr)."""
+        return self._signing_key().private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+
     @property
     def signing_key_id(self) -> str:
         raw = (

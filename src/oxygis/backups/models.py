@@ -167,6 +167,11 @@ class Restore(models.Model):
     # The order counter of the database replaced, read before the swap: numbers already
     # given out are never given again (sales.OrderSequence).
     replaced_order_number = models.PositiveIntegerField(null=True, blank=True)
+    # Point-in-time restores (no backup): the tenant and the moment asked for.
+    tenant = models.ForeignKey(
+        "tenancy.Tenant", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    point_in_time = models.DateTimeField(null=True, blank=True)
     # The copy it was read from.
     site = models.CharField(max_length=500, blank=True, editable=False)
     detail = models.TextField(blank=True)
@@ -179,6 +184,25 @@ class Restore(models.Model):
 
     def __str__(self) -> str:
         return f"{self.mode} restore {self.state}"
+
+    @property
+    def subject(self):
+        """The tenant restored: the point-in-time restore's, or its backup's."""
+        if self.tenant_id is not None:
+            return self.tenant
+        return self.backup.tenant if self.backup is not None else None
+
+    @property
+    def target_key(self) -> str | None:
+        if self.backup is not None:
+            return self.backup.target
+        return self.tenant.id.hex if self.tenant is not None else None
+
+    @property
+    def label(self) -> str:
+        if self.backup is not None:
+            return self.backup.label
+        return self.tenant.slug if self.tenant is not None else "?"
 
 
 class Alert(models.Model):
@@ -291,3 +315,29 @@ class RecoveredTenant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.slug}: {self.state}"
+
+
+class WalArchive(models.Model):
+    """Continuous WAL archiving of one PostgreSQL server with pgBackRest, to every backup
+    site (C7: point-in-time recovery). Written by ``oxygis pitr setup`` (backups/pitr.py)."""
+
+    server = models.OneToOneField(
+        "tenancy.DatabaseServer", on_delete=models.PROTECT, related_name="wal_archive"
+    )
+    data_dir = models.CharField(max_length=1024, validators=[validate_single_line])
+    os_user = models.CharField(max_length=64, validators=[validate_single_line])
+    superuser = models.CharField(max_length=63, validators=[validate_single_line])
+    pg_version = models.CharField(max_length=8, validators=[validate_single_line])  # major
+    port = models.PositiveIntegerField()
+    socket_dir = models.CharField(max_length=1024, validators=[validate_single_line])
+    config_path = models.CharField(max_length=1024, validators=[validate_single_line])
+    sites = models.JSONField(default=list)  # one repository per site URL, in this order
+    archive_timeout = models.PositiveIntegerField(default=60)
+    set_up_at = models.DateTimeField(null=True, blank=True)  # archiving checked, first backups
+    last_full_at = models.DateTimeField(null=True, blank=True)
+    last_backup_at = models.DateTimeField(null=True, blank=True)
+    lag_seconds = models.PositiveIntegerField(null=True, blank=True)
+    lag_checked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"WAL archive of {self.server}"

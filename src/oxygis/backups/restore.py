@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import logging
 import secrets
-from datetime import date
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
 
 import pyrage
 import zstandard
@@ -36,9 +39,9 @@ from oxygis.tenancy.provisioning import (
     validate_slug,
 )
 
-from . import alerts
+from . import alerts, pitr
 from .credentials import distrust
-from .dumps import DatabaseRef, inspect, restore_sink
+from .dumps import DatabaseRef, inspect, open_dump, restore_sink
 from .errors import BackupError
 from .keys import configured_keys, fingerprint
 from .leases import LeaseGuard
@@ -173,6 +176,69 @@ def check_restored(ref: DatabaseRef, manifest: dict) -> None:
         )
 
 
+def check_copied(ref: DatabaseRef, expected) -> None:
+    """A database copied from another (point in time): same migrations and rows."""
+    found = inspect(ref)
+    if found.migrations != expected.migrations or found.row_counts != expected.row_counts:
+        raise BackupError("the restored database differs from the point-in-time copy it came from")
+
+
+@dataclass
+class Source:
+    """What a restore fills its database from: a backup on the sites, or the WAL archive
+    as of a moment. ``fill(ref, prepare, discard, progress)`` restores into ``ref``, checks
+    it, discards a failed attempt, and returns where it came from."""
+
+    tenant: Tenant | None
+    taken_at: datetime
+    label: str
+    fill: Callable
+
+
+def source_of(restore: Restore, *, sites=None, keys=None) -> Source:
+    if restore.point_in_time is not None:
+        return _point_in_time_source(restore)
+    backup = restore.backup
+
+    def fill(ref, prepare, discard, progress):
+        site, manifest = restore_stream(
+            backup, ref, prepare, discard, sites=sites, keys=keys, progress=progress
+        )
+        try:
+            check_restored(ref, manifest)
+        except BaseException:
+            discard()
+            raise
+        return site
+
+    return Source(backup.tenant, backup.started_at, f"backup {backup.short_id}", fill)
+
+
+def _point_in_time_source(restore: Restore) -> Source:
+    tenant = Tenant.objects.select_related("database_server").get(pk=restore.tenant_id)
+    at = restore.point_in_time
+
+    def fill(ref, prepare, discard, progress):
+        archive = pitr.archive_for(tenant.database_server)
+        with pitr.restored_as_of(archive, tenant.db_name, at, progress=progress) as point:
+            progress(f"copying {tenant.slug} out of the scratch cluster")
+            prepare()
+            try:
+                with (
+                    open_dump(DatabaseRef.from_entry(point.entry)) as dump,
+                    restore_sink(ref) as sink,
+                ):
+                    shutil.copyfileobj(dump.stream, sink, 1 << 20)
+                check_copied(ref, dump.snapshot)
+            except BaseException:
+                discard()
+                raise
+        note = f"; {point.note}" if point.note else ""
+        return f"the WAL archive on {point.site}{note}"
+
+    return Source(tenant, at, f"the state of {at:%Y-%m-%d %H:%M:%S} UTC", fill)
+
+
 def _migrate(entry: dict) -> None:
     """Bring a restored database of an older schema to the current migrations."""
     with open_database(entry, prefix="restore") as alias:
@@ -197,12 +263,27 @@ def _finish(restore: Restore, state: str, detail: str) -> Restore:
 def request_restore(backup: Backup, mode: str, requested_by: str) -> Restore:
     if backup.state not in (Backup.GOOD, Backup.DEGRADED):
         raise BackupError(f"backup {backup.short_id} is {backup.state}: it cannot be restored")
-    run = Restore(backup=backup, mode=mode, requested_by=requested_by)
+    run = Restore(backup=backup, tenant=backup.tenant, mode=mode, requested_by=requested_by)
     if mode == Restore.LIVE:
         if backup.tenant is None:
             raise BackupError("this backup's tenant no longer exists: restore it side by side")
         # Named now, so that what is kept can be said before it happens.
         run.replacement_database, run.previous_database = swap_names(backup.tenant)
+    run.save()
+    return run
+
+
+def request_point_in_time(tenant: Tenant, at: datetime, mode: str, requested_by: str) -> Restore:
+    """A restore of ``tenant`` as of ``at`` from its server's WAL archive (PostgreSQL)."""
+    if tenant.database_server.engine != "postgresql":
+        raise BackupError(
+            f"tenant {tenant.slug} is on SQLite: point-in-time recovery needs PostgreSQL; "
+            "restore one of its backups (--backup)"
+        )
+    pitr.archive_for(tenant.database_server)
+    run = Restore(tenant=tenant, point_in_time=at, mode=mode, requested_by=requested_by)
+    if mode == Restore.LIVE:
+        run.replacement_database, run.previous_database = swap_names(tenant)
     run.save()
     return run
 
@@ -233,11 +314,16 @@ def _perform(restore: Restore, runner, *, sites, keys, progress) -> Restore:
         detail = runner(restore, sites=sites, keys=keys, progress=progress)
     except Exception as exc:
         _finish(restore, Restore.FAILED, one_line(exc))
-        if restore.backup is not None:
+        if restore.target_key is not None:
+            what = (
+                f"backup {restore.backup.short_id}"
+                if restore.backup is not None
+                else f"the state of {restore.point_in_time:%Y-%m-%d %H:%M:%S} UTC"
+            )
             alerts.raise_alert(
-                f"restore-failed:{restore.backup.target}",
-                f"{restore.get_mode_display().lower()} of backup {restore.backup.short_id} "
-                f"({restore.backup.label}) failed: {one_line(exc)}",
+                f"restore-failed:{restore.target_key}",
+                f"{restore.get_mode_display().lower()} of {what} ({restore.label}) failed: "
+                f"{one_line(exc)}",
             )
         raise
     if restore.mode == Restore.TEST:
@@ -258,8 +344,8 @@ def side_by_side_slug(slug: str, day: date) -> str:
 
 
 def _side_by_side(restore: Restore, *, sites, keys, progress) -> str:
-    backup = restore.backup
-    source = backup.tenant
+    origin = source_of(restore, sites=sites, keys=keys)
+    source = origin.tenant
     if source is None:
         raise BackupError("only a tenant's backup can be restored side by side")
     server = (
@@ -267,13 +353,13 @@ def _side_by_side(restore: Restore, *, sites, keys, progress) -> str:
     )
     engine = engine_for(server)
     tenant = Tenant(
-        name=f"{source.name} (restored {backup.started_at:%Y-%m-%d})",
+        name=f"{source.name} (restored {origin.taken_at:%Y-%m-%d})",
         plan=source.plan,
         database_server=server,
     )
     tenant.db_name = database_name(tenant)
     for _ in range(5):
-        tenant.slug = side_by_side_slug(source.slug, backup.started_at.date())
+        tenant.slug = side_by_side_slug(source.slug, origin.taken_at.date())
         try:
             with transaction.atomic(using=CATALOG):
                 tenant.save(force_insert=True)
@@ -298,15 +384,12 @@ def _side_by_side(restore: Restore, *, sites, keys, progress) -> str:
             forget_tenant_database(tenant)
             engine.drop_named_database(tenant.db_name)
 
-        site, manifest = restore_stream(
-            backup, ref, prepare, discard, sites=sites, keys=keys, progress=progress
-        )
-        restore.site = site
-        check_restored(ref, manifest)
+        site = origin.fill(ref, prepare, discard, progress)
+        restore.site = site[:500]
         _migrate(entry)
         # A new workspace: no session, key or link of the original is valid in it, and
         # it never gives out an order number the original already has.
-        forgotten = distrust(entry, source, backup.started_at, fresh_copy=True)
+        forgotten = distrust(entry, source, origin.taken_at, fresh_copy=True)
         source_entry = engine_for(source.database_server).tenant_entry(source)
         raise_order_counter(
             entry, max(highest_known_order_number(source), order_counter(source_entry))
@@ -317,8 +400,8 @@ def _side_by_side(restore: Restore, *, sites, keys, progress) -> str:
         discard_tenant(tenant, engine)
         raise
     details = {
-        "backup": backup.short_id,
-        "taken": backup.started_at.isoformat(),
+        "backup": restore.backup.short_id if restore.backup else None,
+        "taken": origin.taken_at.isoformat(),
         "new_tenant": tenant.slug,
         "revoked": forgotten,
     }
@@ -341,8 +424,8 @@ def _side_by_side(restore: Restore, *, sites, keys, progress) -> str:
 
 # --- onto live ---------------------------------------------------------------------------
 def _live(restore: Restore, *, sites, keys, progress) -> str:
-    backup = restore.backup
-    tenant = backup.tenant
+    origin = source_of(restore, sites=sites, keys=keys)
+    tenant = origin.tenant
     if tenant is None:
         raise BackupError("this backup's tenant no longer exists: restore it side by side")
     tenant = Tenant.objects.select_related("database_server", "plan").get(pk=tenant.pk)
@@ -365,18 +448,15 @@ def _live(restore: Restore, *, sites, keys, progress) -> str:
         def discard():
             engine.drop_named_database(replacement)
 
-        site, manifest = restore_stream(
-            backup, ref, prepare, discard, sites=sites, keys=keys, progress=tick
-        )
-        restore.site = site
+        site = origin.fill(ref, prepare, discard, tick)
+        restore.site = site[:500]
         try:
-            check_restored(ref, manifest)
             _migrate(entry)
         except BaseException:
             discard()
             raise
         try:
-            forgotten = swap_in(restore, tenant, since=backup.started_at)
+            forgotten = swap_in(restore, tenant, since=origin.taken_at)
         except BackupError:
             discard()  # not swapped (the tenant stayed busy): the copy goes
             raise
@@ -385,8 +465,8 @@ def _live(restore: Restore, *, sites, keys, progress) -> str:
             "backup.restored_live",
             target=tenant.slug,
             by=restore.requested_by,
-            backup=backup.short_id,
-            taken=backup.started_at.isoformat(),
+            backup=restore.backup.short_id if restore.backup else None,
+            taken=origin.taken_at.isoformat(),
             previous_database=previous,
             replaced=restore.report,
             revoked=forgotten,
@@ -407,12 +487,13 @@ def roll_back(run: Restore, requested_by: str) -> Restore:
         or not run.previous_database
     ):
         raise BackupError("only a completed live restore (or rollback) can be rolled back")
-    if run.backup is None or run.backup.tenant is None:
+    if run.subject is None:
         raise BackupError("the tenant of this restore no longer exists")
-    tenant = Tenant.objects.select_related("database_server").get(pk=run.backup.tenant_id)
+    tenant = Tenant.objects.select_related("database_server").get(pk=run.subject.pk)
     _, kept = swap_names(tenant)
     back = Restore.objects.create(
         backup=run.backup,
+        tenant=tenant,
         mode=Restore.ROLLBACK,
         requested_by=requested_by,
         replacement_database=run.previous_database,
@@ -434,7 +515,7 @@ def roll_back(run: Restore, requested_by: str) -> Restore:
             "backup.rolled_back",
             target=tenant.slug,
             by=requested_by,
-            backup=run.backup.short_id,
+            backup=run.backup.short_id if run.backup else None,
             kept_database=kept,
             replaced=back.report,
             revoked=forgotten,

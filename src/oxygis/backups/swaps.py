@@ -26,6 +26,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from oxygis.access.actors import system
@@ -140,7 +141,7 @@ def highest_known_order_number(tenant: Tenant) -> int:
         for m in Backup.objects.filter(target=tenant.id.hex).values_list("manifest", flat=True)
     ]
     numbers += Restore.objects.filter(
-        backup__target=tenant.id.hex, replaced_order_number__isnull=False
+        Q(backup__target=tenant.id.hex) | Q(tenant=tenant), replaced_order_number__isnull=False
     ).values_list("replaced_order_number", flat=True)
     return max(numbers, default=1)
 
@@ -226,7 +227,7 @@ def recover_interrupted() -> list[Restore]:
     """Finish or undo every restore whose process died (its lease is free): nothing
     half-done stays, no tenant stays in maintenance. Run by the worker each pass."""
     recovered = []
-    for run in Restore.objects.filter(state=Restore.RUNNING).select_related("backup"):
+    for run in Restore.objects.filter(state=Restore.RUNNING).select_related("backup", "tenant"):
         try:
             lease = LeaseGuard(f"restore:{run.id.hex}", "this restore").acquire()
         except LeaseHeld:
@@ -242,7 +243,7 @@ def recover_interrupted() -> list[Restore]:
 
 
 def _recover(run: Restore) -> None:
-    tenant = run.backup.tenant if run.backup is not None else None
+    tenant = run.subject
     outcome = Restore.FAILED
     if run.mode in (Restore.LIVE, Restore.ROLLBACK) and tenant is not None:
         tenant = Tenant.objects.select_related("database_server").get(pk=tenant.pk)
@@ -279,11 +280,11 @@ def _recover(run: Restore) -> None:
     run.state, run.finished_at = outcome, timezone.now()
     run.detail = f"{run.detail}; {text}".strip("; ")[:2000]
     _save(run, "state", "finished_at", "detail", "previous_database")
-    label = run.backup.label if run.backup is not None else "?"
+    label = run.label
     log.warning("restore %s of %s %s", run.id.hex[:12], label, text)
-    if outcome == Restore.FAILED and run.backup is not None:
+    if outcome == Restore.FAILED and run.target_key is not None:
         alerts.raise_alert(
-            f"restore-failed:{run.backup.target}",
+            f"restore-failed:{run.target_key}",
             f"{run.get_mode_display().lower()} of {label} {text}",
         )
 
@@ -299,9 +300,9 @@ def expire_kept_databases(now: datetime | None = None) -> list[str]:
     kept = Restore.objects.filter(
         state=Restore.DONE, mode__in=(Restore.LIVE, Restore.ROLLBACK)
     ).exclude(previous_database="")
-    for run in kept.select_related("backup__tenant__database_server"):
+    for run in kept.select_related("backup__tenant__database_server", "tenant__database_server"):
         key = f"kept-expiring:{run.id.hex}"
-        tenant = run.backup.tenant if run.backup is not None else None
+        tenant = run.subject
         expires = run.finished_at + keep
         if tenant is None:
             run.previous_database = ""

@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
+from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -29,7 +30,11 @@ from .restore import request_restore
 def backups(request):
     target = request.tenant.id.hex
     rows = Backup.objects.filter(target=target).prefetch_related("copies")
-    restores = list(Restore.objects.filter(backup__target=target).select_related("backup")[:10])
+    restores = list(
+        Restore.objects.filter(Q(backup__target=target) | Q(tenant=request.tenant))
+        .select_related("backup")
+        .distinct()[:10]
+    )
     for run in restores:
         run.host = tenant_host(run.new_slug) if run.new_slug else ""
         run.url = site_url(run.new_slug) if run.new_slug else ""

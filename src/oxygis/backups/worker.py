@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from oxygis.core import limiter
 
-from . import alerts, credentials, monitor, restore, swaps
+from . import alerts, credentials, monitor, pitr, restore, swaps
 from .keys import configured_keys
 from .leases import HOST, LeaseHeld
 from .models import Backup, Restore, WorkerHeartbeat
@@ -151,6 +151,7 @@ class Worker:
         # A restore whose process died is finished or undone before anything else.
         self._step("interrupted restores", swaps.recover_interrupted)
         self._step("scratch files", sweep_scratch)
+        self._step("scratch clusters", pitr.sweep_scratch)
         backed_up = []
         for target in self._step("due", due_targets, targets, now) or []:
             log.info("backing up %s", target.what)
@@ -172,6 +173,8 @@ class Worker:
             self._last_probe = now
         self._step("site space", monitor.check_site_space, sites)
         self._step("window check", monitor.check_windows, now)
+        self._step("WAL archives", pitr.check_archives)
+        self._step("base backups", pitr.run_due_backups, now)
         self._step("degraded check", monitor.check_degraded, self.interval)
         self._step("re-verify", monitor.reverify_oldest, sites, self.keys, now)
         if self.restore_tests and monitor.restore_test_due(now):

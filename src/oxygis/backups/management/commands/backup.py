@@ -5,17 +5,18 @@ from __future__ import annotations
 import sys
 
 from django.core.management.base import CommandError
+from django.db.models import Q
 from django.utils import timezone
 
 from oxygis.tenancy.engines import engine_for
 from oxygis.tenancy.hosts import site_url
 from oxygis.tenancy.provisioning import get_tenant
 
-from ... import monitor, restore, service, swaps
+from ... import monitor, pitr, restore, service, swaps
 from ...alerts import open_alerts
 from ...cli import ActionCommand
 from ...errors import BackupError
-from ...models import Backup, BackupCopy, Restore, WorkerHeartbeat
+from ...models import Backup, BackupCopy, Restore, WalArchive, WorkerHeartbeat
 
 
 def _table(write, rows) -> None:
@@ -43,7 +44,14 @@ class Command(ActionCommand):
                 cmd.add_argument("--backup", metavar="ID", help="one backup (default: all kept)")
         rst = sub.add_parser("restore", help="restore a tenant's backup")
         rst.add_argument("--tenant", metavar="SLUG", required=True)
-        rst.add_argument("--backup", metavar="ID", help="default: the newest good backup")
+        point = rst.add_mutually_exclusive_group()
+        point.add_argument("--backup", metavar="ID", help="default: the newest good backup")
+        point.add_argument(
+            "--at",
+            metavar="TIME",
+            help='as of a moment, e.g. "2026-11-27 14:32" (UTC unless an offset is given), '
+            "from the WAL archive (PostgreSQL)",
+        )
         mode = rst.add_mutually_exclusive_group(required=True)
         mode.add_argument("--side-by-side", action="store_true", help="into a new tenant")
         mode.add_argument("--live", action="store_true", help="replace the live database")
@@ -140,10 +148,12 @@ class Command(ActionCommand):
             )
 
     # --- restore -------------------------------------------------------------------
-    def do_restore(self, tenant, backup, side_by_side, live, yes, **_):
+    def do_restore(self, tenant, backup, side_by_side, live, yes, at=None, **_):
         source = get_tenant(tenant)
-        chosen = service.find_backup(source.id.hex, backup)
         mode = Restore.LIVE if live else Restore.SIDE_BY_SIDE
+        if at is not None:
+            return self._restore_as_of(source, pitr.parse_point(at), mode, yes)
+        chosen = service.find_backup(source.id.hex, backup)
         if live:
             run = restore.request_restore(chosen, mode, "operator (CLI)")
             self._say_what_is_replaced(
@@ -179,6 +189,32 @@ class Command(ActionCommand):
             )
             self.stdout.write(f"  It held, {swaps.summary(run.report)}.")
 
+    def _restore_as_of(self, source, at, mode, yes):
+        run = restore.request_point_in_time(source, at, mode, "operator (CLI)")
+        what = f"The state of {at:%Y-%m-%d %H:%M:%S} UTC"
+        if mode == Restore.LIVE:
+            self._say_what_is_replaced(source, since=at, what=what, kept=run.previous_database)
+            try:
+                self._confirm(yes, source, "replace the live database")
+            except BackupError:
+                run.delete()
+                raise
+        started = timezone.now()
+        restore.perform(run, progress=self.progress)
+        self.progress("")
+        seconds = (timezone.now() - started).total_seconds()
+        if mode == Restore.SIDE_BY_SIDE:
+            done = f"restored side by side as tenant {run.new_slug}: {site_url(run.new_slug)}"
+        else:
+            done = (
+                f"put in place of the live database of {source.slug}; the previous one is "
+                f"kept as {run.previous_database}"
+            )
+        self.stdout.write(self.style.SUCCESS(f"{what} of {source.slug} {done} ({seconds:.1f} s)"))
+        self.stdout.write(f"  From {run.site}.")
+        if mode == Restore.LIVE:
+            self.stdout.write(f"  It held, {swaps.summary(run.report)}.")
+
     def _say_what_is_replaced(self, tenant, *, since, what, kept) -> None:
         """Before anything is replaced: what the live database holds since ``since``."""
         live = engine_for(tenant.database_server).tenant_entry(tenant)
@@ -204,7 +240,7 @@ class Command(ActionCommand):
         source = get_tenant(tenant)
         run = (
             Restore.objects.filter(
-                backup__target=source.id.hex,
+                Q(backup__target=source.id.hex) | Q(tenant=source),
                 mode__in=(Restore.LIVE, Restore.ROLLBACK),
                 state=Restore.DONE,
             )
@@ -259,6 +295,11 @@ class Command(ActionCommand):
             )
         if not beats:
             self.stdout.write("No backup worker is running (start `oxygis worker`).")
+        archives = list(WalArchive.objects.select_related("server"))
+        if archives:
+            self.stdout.write("")
+            for line in pitr.status_lines(archives):
+                self.stdout.write(line)
         alerts = list(open_alerts())
         self.stdout.write("")
         if not alerts:
