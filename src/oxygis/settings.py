@@ -325,6 +325,10 @@ RESTORE_DRAIN_SECONDS = config.env_int("RESTORE_DRAIN_SECONDS", 30, minimum=1)
 KEPT_DATABASE_DAYS = config.env_int("KEPT_DATABASE_DAYS", 30, minimum=1)
 KEPT_DATABASE_WARNING_DAYS = 3
 OPS_EMAIL = config.env_str("OPS_EMAIL") or ""
+# Disaster-recovery drills (backups/drill.py): every N days (0: never), this many tenants.
+DR_DRILL_DAYS = config.env_int("DR_DRILL_DAYS", 7, minimum=0)
+DR_DRILL_SAMPLE = config.env_int("DR_DRILL_SAMPLE", 3, minimum=1)
+DR_DRILL_TIMEOUT_HOURS = config.env_int("DR_DRILL_TIMEOUT_HOURS", 6, minimum=1)
 # Point-in-time recovery on PostgreSQL (backups/pitr.py): pgBackRest's configuration and
 # scratch clusters live under PITR_DIR, which the cluster's owner must be able to reach.
 PITR_DIR = Path(config.env_str("PITR_DIR") or VAR_DIR / "pitr")

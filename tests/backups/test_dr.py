@@ -285,3 +285,33 @@ def test_rebuild_onto_another_server(tmp_path, old):
         "print(sorted({t.database_server.name for t in Tenant.objects.all()}))"
     )
     assert servers.strip() == "['dr-localhost-5432']"
+
+
+def test_a_drill_rehearses_the_rebuild_in_a_scratch_place_and_alerts_over_target(old):
+    """C7: `oxygis dr drill` rebuilds the catalog and a sample of tenants from a site into
+    a scratch place, records the measured RTO against the plans' targets and removes what
+    it made, leaving the live platform as it was; a missed target raises an alert, and
+    the next drill rehearses the next site."""
+    done = old.run("dr", "drill", "--sample", "2")
+    assert "within targets" in done.stdout and "2 of 3 tenant(s) restored" in done.stdout
+    assert f"from {old.sites[0]}" in done.stdout
+    assert old.contents() == old.before
+    assert not list((old.var / "scratch").glob("drill-*"))
+    if ENGINE == "postgresql":
+        with _pg_admin() as conn:
+            left = conn.execute(
+                "SELECT datname FROM pg_database WHERE starts_with(datname, %s)",
+                ["oxydrill"],
+            ).fetchall()
+        assert left == []
+    old.python(
+        "import django; django.setup()\n"
+        "from oxygis.tenancy.models import Plan\n"
+        "Plan.objects.update(rto_hours=0)"
+    )
+    over = old.run("dr", "drill", "--sample", "1", check=False)
+    assert over.returncode == 1, over.stderr
+    assert "over target" in over.stdout and f"from {old.sites[1]}" in over.stdout
+    status = old.run("backup", "status", check=False)
+    assert "ALERT" in status.stdout and "DR drill from" in status.stdout
+    assert "over target" in old.run("dr", "status", check=False).stdout

@@ -268,6 +268,9 @@ class Recovery(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     # The catalog backup the catalog came from; empty: rebuilt from the manifests.
     catalog_backup = models.CharField(max_length=32, blank=True, validators=[validate_single_line])
+    catalog_back_at = models.DateTimeField(null=True, blank=True)
+    # A drill restores only this many tenants (0: all).
+    sample = models.PositiveIntegerField(default=0)
     manifests_merged = models.PositiveIntegerField(default=0)
     manifests_refused = models.PositiveIntegerField(default=0)
     detail = models.TextField(blank=True)  # the refused manifests, one per line
@@ -341,3 +344,38 @@ class WalArchive(models.Model):
 
     def __str__(self) -> str:
         return f"WAL archive of {self.server}"
+
+
+class Drill(models.Model):
+    """A disaster-recovery drill (C7): `oxygis dr rebuild` rehearsed from one site into a
+    scratch place (its own data folder, catalog and database names), with a sample of
+    tenants; the measured times against the plans' RTO targets (``backups/drill.py``)."""
+
+    RUNNING, OK, OVER, FAILED = "running", "ok", "over", "failed"
+    STATES = [
+        (RUNNING, "Running"),
+        (OK, "Within targets"),
+        (OVER, "Over target"),
+        (FAILED, "Failed"),
+    ]
+
+    site = models.CharField(max_length=1024, validators=[validate_single_line])
+    state = models.CharField(max_length=10, choices=STATES, default=RUNNING)
+    started_at = models.DateTimeField(default=timezone.now, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    sample = models.PositiveIntegerField(default=0)  # tenants restored in the drill
+    tenants_total = models.PositiveIntegerField(default=0)  # tenants on the platform
+    jobs = models.PositiveSmallIntegerField(default=1)
+    catalog_seconds = models.FloatField(null=True, blank=True)  # the catalog back
+    slowest_seconds = models.FloatField(null=True, blank=True)  # the slowest tenant's RTO
+    # The whole platform's RTO, extrapolated: catalog + tenants x mean time each / jobs.
+    projected_seconds = models.FloatField(null=True, blank=True)
+    target_hours = models.PositiveSmallIntegerField(null=True, blank=True)  # strictest plan
+    report = models.JSONField(default=list, blank=True)  # per sampled tenant
+    detail = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"DR drill from {self.site} at {self.started_at:%Y-%m-%d %H:%M}: {self.state}"

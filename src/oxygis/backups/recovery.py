@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import threading
 import uuid
 from collections.abc import Callable
@@ -263,10 +264,22 @@ def _plan_rank(order: tuple[str, ...]) -> Callable[[str], int]:
     return lambda code: order.index(code) if code in order else len(order)
 
 
+def drill_sample(tenants: list, size: int, rank, seed: int) -> list:
+    """A drill's tenants: the first of each plan in restore order, then others at random
+    (so that every kind of tenant is rehearsed, and over time every tenant)."""
+    by_plan: dict[str, list] = {}
+    for tenant in sorted(tenants, key=lambda t: (rank(t.plan.code), t.slug)):
+        by_plan.setdefault(tenant.plan.code, []).append(tenant)
+    chosen = [group[0] for group in by_plan.values()][:size]
+    rest = [t for t in tenants if t not in chosen]
+    random.Random(seed).shuffle(rest)  # noqa: S311 (a sample, not a secret)
+    return chosen + rest[: max(0, size - len(chosen))]
+
+
 def plan_items(recovery: Recovery, index: SiteIndex, order: tuple[str, ...]) -> None:
     """One row per tenant to bring back, with the backup it comes back from: its newest
     good or degraded backup whose signed manifest is on the site (grouped queries, not
-    one per tenant)."""
+    one per tenant). A drill (``recovery.sample``) brings back only a sample."""
     on_site = {uuid.UUID(m["backup_id"]) for m in index.tenants}
     newest: dict[str, tuple] = {}  # target -> (backup id, taken at)
     restorable = Backup.objects.filter(state__in=[Backup.GOOD, Backup.DEGRADED])
@@ -282,6 +295,8 @@ def plan_items(recovery: Recovery, index: SiteIndex, order: tuple[str, ...]) -> 
         for t in Tenant.objects.filter(state__in=Tenant.SERVED).select_related("plan")
         if t.id not in existing
     ]
+    if recovery.sample:
+        tenants = drill_sample(tenants, recovery.sample, rank, recovery.id.int)
     items = []
     for tenant in tenants:
         backup_id, taken = newest.get(tenant.id.hex, (None, None))
@@ -438,6 +453,7 @@ def rebuild(
     plan_order: tuple[str, ...] = DEFAULT_PLAN_ORDER,
     jobs: int = 2,
     onto: str | None = None,
+    sample: int = 0,
     progress: Progress | None = None,
 ) -> Recovery:
     say = progress or (lambda text: None)
@@ -471,6 +487,8 @@ def rebuild(
                 site=site.name,
                 started_at=started,
                 catalog_backup=catalog_backup,
+                catalog_back_at=timezone.now(),
+                sample=sample,
                 manifests_refused=len(index.refused),
                 detail="\n".join(index.refused)[:10000],
             )
@@ -508,6 +526,35 @@ def _point_servers_here() -> None:
     if is_postgresql(catalog):
         DatabaseServer.objects.filter(name="primary").update(**server_fields(catalog))
         engine_for(default_server()).revoke_public_connect(catalog["NAME"])
+
+
+def report_data(recovery: Recovery) -> dict:
+    """The report as data (``oxygis dr status --json``, read by drills)."""
+
+    def seconds(a, b):
+        return (b - a).total_seconds() if a and b else None
+
+    return {
+        "site": recovery.site,
+        "state": recovery.state,
+        "started_at": recovery.started_at.isoformat(),
+        "catalog_seconds": seconds(recovery.started_at, recovery.catalog_back_at),
+        "sample": recovery.sample,
+        "tenants": [
+            {
+                "slug": t.slug,
+                "plan": t.plan,
+                "state": t.state,
+                "restore_seconds": seconds(t.started_at, t.finished_at),
+                "rto_seconds": t.rto_seconds,
+                "rpo_seconds": t.rpo_seconds,
+                "rto_target_hours": t.rto_target_hours,
+                "rpo_target_hours": t.rpo_target_hours,
+                "error": t.error,
+            }
+            for t in recovery.tenants.order_by("rank", "slug")
+        ],
+    }
 
 
 def report_lines(recovery: Recovery) -> list[str]:

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from oxygis.core import limiter
 
-from . import alerts, credentials, monitor, pitr, restore, swaps
+from . import alerts, credentials, drill, monitor, pitr, restore, swaps
 from .keys import configured_keys
 from .leases import HOST, LeaseHeld
 from .models import Backup, Restore, WorkerHeartbeat
@@ -179,6 +179,8 @@ class Worker:
         self._step("re-verify", monitor.reverify_oldest, sites, self.keys, now)
         if self.restore_tests and monitor.restore_test_due(now):
             self._step("restore test", monitor.run_restore_tests, sites, self.keys)
+        if self.restore_tests and drill.drill_due(now):
+            self._step("DR drill", drill.run_drill)
         self._step("kept databases", swaps.expire_kept_databases, now)
         self._step("limiter buckets", limiter.prune, now)
         self._step("credential events", credentials.prune_events, now)

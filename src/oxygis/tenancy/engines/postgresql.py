@@ -281,6 +281,27 @@ class PostgreSQLEngine(Engine):
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
 
+    def drop_prefixed(self, prefix: str) -> list[str]:
+        """Drop every database and role whose name starts with ``prefix`` (what a DR
+        drill made); returns the databases dropped."""
+        like = prefix.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%") + "%"
+        with self.admin() as conn:
+            names = [
+                name
+                for (name,) in conn.execute(
+                    "SELECT datname FROM pg_database WHERE datname LIKE %s", [like]
+                ).fetchall()
+            ]
+            for name in names:
+                conn.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                )
+            for (role,) in conn.execute(
+                "SELECT rolname FROM pg_roles WHERE rolname LIKE %s", [like]
+            ).fetchall():
+                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+        return names
+
     def swap_databases(self, tenant, replacement: str, previous: str) -> None:
         live, new, old = (sql.Identifier(n) for n in (tenant.db_name, replacement, previous))
         with self.admin() as conn:
