@@ -155,7 +155,7 @@ def main() -> None:
         platform.oxygis("pitr", "setup")
         with cluster.connect() as conn:
             size = conn.execute("SELECT sum(pg_database_size(datname)) FROM pg_database")
-            megabytes = size.fetchone()[0] / 1e6
+            megabytes = float(size.fetchone()[0]) / 1e6
         print(
             f"pitr setup (stanza, check, a full base backup to each of 3 sites of a "
             f"{megabytes:.0f} MB cluster): {time.perf_counter() - started:.1f} s"

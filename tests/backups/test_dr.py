@@ -186,6 +186,33 @@ def test_a_forged_manifest_is_refused_and_an_unreadable_catalog_is_rebuilt(tmp_p
     }
 
 
+def test_a_site_gone_is_refused_and_a_site_losing_a_backup_is_finished_from_another(tmp_path, old):
+    """C7: a site that is gone: refused in one line, nothing changed. A site that lost one
+    tenant's backups: that tenant fails (said, exit 2), the others come back, and the
+    same rebuild continued from another site brings it back too."""
+    new = _new_machine(tmp_path, old)
+    gone = tmp_path / "gone"
+    refused = new.run("dr", "rebuild", "--from-site", gone.as_uri(), check=False)
+    assert refused.returncode == 2 and "holds no backup" in refused.stderr
+    assert "Traceback" not in refused.stderr  # and nothing changed: the next run starts
+    site = site_folder(old.sites[1])
+    # The site loses every dump of one tenant (its manifests stay: it is still listed).
+    manifests = {
+        path.parent: json.loads(path.read_text())["manifest"]
+        for path in site.glob("*/*/manifest.json")
+    }
+    lost = [f for f, m in manifests.items() if (m.get("tenant") or {}).get("slug") == "tryit"]
+    assert lost, manifests
+    for folder in lost:
+        (folder / "dump.age").unlink()
+    first = new.run("dr", "rebuild", "--from-site", old.sites[1], check=False)
+    assert first.returncode == 2, first.stdout
+    rows = {line.split()[0]: line.split()[2] for line in first.stdout.splitlines()[2:]}
+    assert rows == {"acme": "done", "latecomer": "done", "tryit": "failed"}, first.stdout
+    new.run("dr", "rebuild", "--from-site", old.sites[2])
+    assert new.contents() == old.before
+
+
 def test_a_killed_rebuild_continues_where_it_stopped(tmp_path, old):
     """C7: kill -9 in the middle of a rebuild, run the same command again: the tenants
     already back stay, the others come back, nothing is restored twice over a served one."""

@@ -9,7 +9,6 @@ cluster, driven by the real CLI in subprocesses."""
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import json
 import os
 import pwd
@@ -25,12 +24,9 @@ from pathlib import Path
 import obstore
 import psycopg
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from obstore.store import AzureStore, S3Store
 
+from oxygis.web.tls import ensure_local_tls
 from tests.backups.conftest import AZ_ACCOUNT, AZ_KEY, AZURITE, create_container
 from tests.backups.test_dr import Platform
 from tests.served import free_port
@@ -96,39 +92,6 @@ def _as_owner(*argv, check=True):
     )
 
 
-def _certificate(folder: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=2))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
 def _wait_port(port: int, process) -> None:
     deadline = time.monotonic() + 30
     import socket
@@ -183,11 +146,11 @@ class Cluster:
         raise AssertionError(f"WAL segment {segment} was not archived in {timeout} s")
 
 
-def _create_container(port: int, name: str, cert: Path) -> None:
+def _create_container(port: int, name: str, ca: Path) -> None:
     import http.client
     import ssl
 
-    context = ssl.create_default_context(cafile=str(cert))
+    context = ssl.create_default_context(cafile=str(ca))
     create_container(
         port, name, http.client.HTTPSConnection("localhost", port, timeout=10, context=context)
     )
@@ -206,20 +169,17 @@ def archived():
     processes = []
     cluster = None
     try:
-        tls = root / "tls"
-        tls.mkdir()
-        cert, key = _certificate(tls)
-        for path in (tls, cert):
-            shutil.chown(path, OWNER, OWNER)
-        both = tls / "both.pem"
-        both.write_bytes(cert.read_bytes() + key.read_bytes())
+        # The embedded mode's local CA (localhost only) and a certificate for localhost.
+        tls = ensure_local_tls(root / "tls", ["localhost"])
+        for path in (tls.ca_cert.parent, tls.ca_cert):
+            shutil.chown(path, OWNER, OWNER)  # pgBackRest checks the sites against it
         # Azurite over TLS.
         az_port = free_port()
         azurite = subprocess.Popen(
             [
                 *(str(AZURITE), "--blobHost", "127.0.0.1", "--blobPort", str(az_port)),
                 *("--location", str(root / "azurite"), "--silent", "--skipApiVersionCheck"),
-                *("--cert", str(cert), "--key", str(key)),
+                *("--cert", str(tls.cert), "--key", str(tls.key)),  # one PEM, both
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -227,7 +187,7 @@ def archived():
         processes.append(azurite)
         _wait_port(az_port, azurite)
         container = f"c{secrets.token_hex(6)}"
-        _create_container(az_port, container, cert)
+        _create_container(az_port, container, tls.ca_cert)
         # S3: moto on plain HTTP, behind a TLS terminator (pgBackRest speaks https only).
         moto_port, s3_port = free_port(), free_port()
         moto = subprocess.Popen(
@@ -240,7 +200,7 @@ def archived():
         socat = subprocess.Popen(
             [
                 "socat",
-                f"openssl-listen:{s3_port},bind=127.0.0.1,reuseaddr,fork,cert={both},verify=0",
+                f"openssl-listen:{s3_port},bind=127.0.0.1,reuseaddr,fork,cert={tls.cert},verify=0",
                 f"tcp:127.0.0.1:{moto_port}",
             ],
             stdout=subprocess.DEVNULL,
@@ -276,7 +236,7 @@ def archived():
         platform.env |= {
             "OXYGIS_DB_PREFIX": "px_",  # a cluster of its own: short names, room for swaps
             "OXYGIS_PITR_DIR": str(root / "pitr"),
-            "SSL_CERT_FILE": str(cert),
+            "SSL_CERT_FILE": str(tls.ca_cert),
             "AWS_ACCESS_KEY_ID": "oxygis-test",
             "AWS_SECRET_ACCESS_KEY": "oxygis-test",
             "AZURE_STORAGE_ACCOUNT_KEY": AZ_KEY,
