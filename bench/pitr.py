@@ -22,6 +22,7 @@ import argparse
 import datetime as dt
 import json
 import random
+import re
 import shutil
 import socket
 import statistics
@@ -186,11 +187,11 @@ def main() -> None:
         time.sleep(3)
         stop.set()
         for slug, moment, how in (
-            ("t-0000", at, "held by the base backup: its database only"),
-            ("late-0000", late_at, "created after the base backup: the whole cluster"),
+            ("t-0000", at, "held by the base backup"),
+            ("late-0000", late_at, "created after the base backup"),
         ):
             started = time.perf_counter()
-            platform.oxygis(
+            done = platform.oxygis(
                 "backup",
                 "restore",
                 "--tenant",
@@ -199,6 +200,8 @@ def main() -> None:
                 "--at",
                 moment.strftime("%Y-%m-%d %H:%M:%S.%f+00:00"),
             )
+            found = re.search(r"From the WAL archive on \S+ \(([^)]*)\)", done.stdout)
+            how += ": " + (found.group(1) if found else "?")
             print(
                 f"restore of {slug} as of a moment ({how}): {time.perf_counter() - started:.1f} s"
             )
@@ -207,7 +210,8 @@ def main() -> None:
             "from oxygis.tenancy.models import Tenant\n"
             "print(json.dumps(sorted(Tenant.objects.values_list('slug', flat=True))))"
         )
-        print("tenants now:", ", ".join(json.loads(shown.strip().splitlines()[-1])[-3:]))
+        copies = [s for s in json.loads(shown.strip().splitlines()[-1]) if "-restored-" in s]
+        print("restored as:", ", ".join(copies))
     finally:
         subprocess.run(
             [

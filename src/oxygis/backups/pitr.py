@@ -59,6 +59,7 @@ FULL_EVERY = timedelta(days=7)
 BACKUP_EVERY = timedelta(days=1)
 SEGMENT = re.compile(r"^[0-9A-F]{24}$")
 TARGET_NOT_REACHED = "recovery ended before configured recovery target was reached"
+INVALID_PAGES = "WAL contains references to invalid pages"
 
 
 class PitrError(BackupError):
@@ -632,6 +633,24 @@ class Scratch:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+def _restore_base(archive, scratch, repo: int, base: dict, at: datetime, only: list) -> None:
+    """The base backup into the (emptied) scratch folder, to recover up to ``at``."""
+    scratch.empty()
+    run_pgbackrest(
+        archive,
+        f"--repo={repo}",
+        f"--set={base['label']}",
+        f"--pg1-path={scratch.data}",
+        "--type=time",
+        f"--target={at.astimezone(UTC):%Y-%m-%d %H:%M:%S.%f}+00",
+        "--target-action=promote",
+        "--archive-mode=off",
+        *only,
+        "restore",
+    )
+    scratch.configure(target=True)
+
+
 def _databases_in(archive: WalArchive, repo: int, label: str) -> set[str]:
     detail = stanza_info(archive, f"--repo={repo}", f"--set={label}")
     return {d["name"] for b in detail.get("backup", []) for d in b.get("database-ref", [])}
@@ -650,6 +669,7 @@ class PointInTime:
     entry: dict
     site: str
     reached: datetime
+    how: str  # its database only, or the whole cluster (and why)
     note: str = ""
 
 
@@ -686,31 +706,31 @@ def restored_as_of(archive: WalArchive, dbname: str, at: datetime, *, progress=N
             if base is None:
                 problems.append(f"{url}: no base backup before that point")
                 continue
-            scratch.empty()
             names = _databases_in(archive, n, base["label"])
             # Only the tenant's database when the base backup holds it (the others come
             # back as empty files); a database created since needs the whole cluster.
-            only = [f"--db-include={dbname}"] if dbname in names else []
-            say(f"restoring base backup {base['label']} from {url}")
-            try:
-                run_pgbackrest(
-                    archive,
-                    f"--repo={n}",
-                    f"--set={base['label']}",
-                    f"--pg1-path={scratch.data}",
-                    "--type=time",
-                    f"--target={at.astimezone(UTC):%Y-%m-%d %H:%M:%S.%f}+00",
-                    "--target-action=promote",
-                    "--archive-mode=off",
-                    *only,
-                    "restore",
+            # Replaying WAL onto those empty files can stop with "invalid pages" (a page
+            # the WAL changes without a full image of it): then the whole cluster it is.
+            attempts = [[f"--db-include={dbname}"], []] if dbname in names else [[]]
+            restore_error = None
+            for only in attempts:
+                say(
+                    f"restoring base backup {base['label']} from {url}"
+                    + (" (its database only)" if only else "")
                 )
-            except PitrError as exc:
-                problems.append(f"{url}: {exc}")
+                try:
+                    _restore_base(archive, scratch, n, base, at, only)
+                except PitrError as exc:
+                    restore_error = str(exc)
+                    break
+                say(f"replaying WAL up to {at:%Y-%m-%d %H:%M:%S} UTC")
+                failure = scratch.start()
+                if not (only and failure and INVALID_PAGES in failure):
+                    break
+                say("the partial restore could not replay: restoring the whole cluster")
+            if restore_error is not None:
+                problems.append(f"{url}: {restore_error}")
                 continue
-            scratch.configure(target=True)
-            say(f"replaying WAL up to {at:%Y-%m-%d %H:%M:%S} UTC")
-            failure = scratch.start()
             reached, note = at, ""
             if failure is not None:
                 if TARGET_NOT_REACHED not in failure:
@@ -740,7 +760,16 @@ def restored_as_of(archive: WalArchive, dbname: str, at: datetime, *, progress=N
                     problems.append(f"{url}: the scratch cluster failed: {_last_log(failure)}")
                     continue
                 note = "nothing was committed between the end of the archive and that point"
-            yield PointInTime(scratch.entry(dbname), url, reached, note)
+            how = (
+                f"base backup {base['label']}, "
+                + ("its database only" if only else "the whole cluster")
+                + (
+                    " (its database alone could not replay)"
+                    if len(attempts) > 1 and not only
+                    else ""
+                )
+            )
+            yield PointInTime(scratch.entry(dbname), url, reached, how, note)
             return
         raise PitrError(
             f"no site could restore server {archive.server.name} as of "

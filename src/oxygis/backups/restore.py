@@ -234,7 +234,7 @@ def _point_in_time_source(restore: Restore) -> Source:
                 discard()
                 raise
         note = f"; {point.note}" if point.note else ""
-        return f"the WAL archive on {point.site}{note}"
+        return f"the WAL archive on {point.site} ({point.how}){note}"
 
     return Source(tenant, at, f"the state of {at:%Y-%m-%d %H:%M:%S} UTC", fill)
 
