@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from oxygis.backups import restore, service
+from oxygis.backups import restore, service, sources
 from oxygis.backups.errors import BackupError
 from oxygis.backups.keys import Keys, configured_keys
 from oxygis.backups.leases import LeaseGuard, LeaseHeld
@@ -127,7 +127,7 @@ def test_wrong_private_key_gives_one_clear_error(data_tenant, sites, tmp_path):
     wrong = Keys(right.recipients, other, right.signing_pem)
     before = set(Tenant.objects.values_list("slug", flat=True))
     run = restore.request_restore(backup, Restore.SIDE_BY_SIDE, "test")
-    with pytest.raises(restore.WrongKey) as error:
+    with pytest.raises(sources.WrongKey) as error:
         restore.perform(run, sites=sites, keys=wrong)
     message = str(error.value)
     assert "cannot be decrypted with the private key in" in message and "\n" not in message

@@ -12,6 +12,9 @@ import json
 from .errors import BackupError
 
 FORMAT = "oxygis-backup/1"
+# A backup on a site: ``<target>/<backup id>/`` holding these two objects.
+DUMP_OBJECT = "dump.age"
+MANIFEST_OBJECT = "manifest.json"
 
 
 def canonical(document: dict) -> bytes:

@@ -17,8 +17,9 @@ from oxygis.tenancy.context import CATALOG
 
 from . import alerts, restore
 from .models import Backup, BackupCopy, Restore, WorkerHeartbeat
-from .service import Target, all_targets, last_good, latest_by_target, verify_backup
 from .sites import SiteError
+from .targets import Target, all_targets, last_good, latest_by_target
+from .verify import verify_backup
 
 RESTORE_TEST_EVERY = timedelta(days=7)
 RESTORE_TEST_SAMPLE = 3
@@ -228,7 +229,8 @@ def check_site_contents(sites) -> dict[str, list[str]]:
     """List each site once and compare with the copies the catalog says it holds: a copy
     whose objects are gone is marked missing (its backup degrades, and is re-synced)
     and alerted on, at the next pass, not at the weekly re-read."""
-    from .service import DUMP_OBJECT, MANIFEST_OBJECT, settle
+    from .manifest import DUMP_OBJECT, MANIFEST_OBJECT
+    from .verify import settle
 
     expected: dict[str, list[BackupCopy]] = {}
     for copy in BackupCopy.objects.filter(

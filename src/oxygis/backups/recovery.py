@@ -55,9 +55,8 @@ from .credentials import distrust
 from .dumps import DatabaseRef
 from .errors import BackupError
 from .keys import configured_keys
-from .manifest import ManifestError, open_manifest
+from .manifest import MANIFEST_OBJECT, ManifestError, open_manifest
 from .models import CATALOG_TARGET, Backup, BackupCopy, RecoveredTenant, Recovery
-from .service import MANIFEST_OBJECT
 from .sites import Site, SiteError, configured_sites, one_line
 
 log = logging.getLogger("oxygis.dr")
@@ -153,7 +152,7 @@ def _empty_catalog_storage() -> DatabaseRef:
 def restore_catalog(site: Site, index: SiteIndex, keys, progress: Progress) -> str:
     """Put the newest restorable catalog backup in place; returns its id, or "" when none
     could be restored (the catalog is then migrated empty)."""
-    from .restore import WrongKey, check_restored, restore_stream
+    from .sources import WrongKey, check_restored, restore_stream
 
     for manifest in index.catalog:
         backup = Backup(
@@ -365,7 +364,8 @@ def onto_server(url: str):
 
 def restore_one(item: RecoveredTenant, site: Site, keys) -> None:
     """Bring one tenant back onto the rebuild's server from ``item.backup``."""
-    from .restore import _migrate, check_restored, restore_stream
+    from .restore import _migrate
+    from .sources import check_restored, restore_stream
     from .swaps import highest_known_order_number, raise_order_counter
 
     tenant = Tenant.objects.select_related("database_server", "plan").get(pk=item.tenant_id)

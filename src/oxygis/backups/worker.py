@@ -23,8 +23,11 @@ from . import alerts, credentials, drill, monitor, pitr, restore, swaps
 from .keys import configured_keys
 from .leases import HOST, LeaseHeld
 from .models import Backup, Restore, WorkerHeartbeat
-from .service import Target, all_targets, latest_by_target, prune, resync, run_backup
+from .pipeline import run_backup
+from .retention import prune
 from .sites import configured_sites, one_line
+from .targets import Target, all_targets, latest_by_target
+from .verify import resync
 
 log = logging.getLogger("oxygis.backups.worker")
 

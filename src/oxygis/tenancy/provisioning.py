@@ -138,22 +138,8 @@ def provision_tenant(
     if plan_row is None:
         codes = ", ".join(Plan.objects.values_list("code", flat=True))
         raise TenantError(f"unknown plan {plan!r} (choose one of: {codes})")
-    if not name.strip():
-        raise TenantError("the tenant needs a display name (--name)")
-    if CONTROL_CHARACTERS.search(name):
-        raise TenantError("the display name must be one line, without control characters")
-    server = server or default_server()
-    if not server.accepts_new_tenants:
-        raise TenantError(f"database server {server.name} accepts no new tenants")
-    engine = engine_for(server)
-
-    tenant = Tenant(slug=slug, name=name.strip(), plan=plan_row, database_server=server)
-    tenant.db_name = database_name(tenant)
-    try:
-        with transaction.atomic(using=CATALOG):
-            tenant.save(force_insert=True)
-    except IntegrityError:
-        raise TenantError(f"a tenant {slug!r} already exists") from None
+    tenant = register_tenant(slug, name=name, plan=plan_row, server=server or default_server())
+    engine = engine_for(tenant.database_server)
 
     try:
         with engine.template_lock():
@@ -180,6 +166,30 @@ def provision_tenant(
         discard_tenant(tenant, engine)
         raise
     return ProvisionedTenant(tenant, "admin", password)
+
+
+class SlugTaken(TenantError):
+    pass
+
+
+def register_tenant(slug: str, *, name: str, plan: Plan, server) -> Tenant:
+    """A new tenant's catalog row (state provisioning) and database name, the first step
+    of provisioning and of a side-by-side restore; SlugTaken if the slug is in use."""
+    validate_slug(slug)
+    if not name.strip():
+        raise TenantError("the tenant needs a display name (--name)")
+    if CONTROL_CHARACTERS.search(name):
+        raise TenantError("the display name must be one line, without control characters")
+    if not server.accepts_new_tenants:
+        raise TenantError(f"database server {server.name} accepts no new tenants")
+    tenant = Tenant(slug=slug, name=name.strip(), plan=plan, database_server=server)
+    tenant.db_name = database_name(tenant)
+    try:
+        with transaction.atomic(using=CATALOG):
+            tenant.save(force_insert=True)
+    except IntegrityError:
+        raise SlugTaken(f"a tenant {slug!r} already exists") from None
+    return tenant
 
 
 def database_name(tenant: Tenant) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from typing import Protocol
 
 from django.core.management import call_command
 from django.db import connections
@@ -60,8 +61,11 @@ def forget_alias(alias: str) -> None:
             change_aliases(remove=[alias])
 
 
-class Engine:
-    """Base of the two engines. Subclasses implement the storage-specific steps."""
+class Engine(Protocol):
+    """What a database engine does for provisioning, serving and restores: the interface
+    both engines (``PostgreSQLEngine``, ``SQLiteEngine``) implement and the only calls the
+    rest of the code makes. The steps each engine must provide fail loudly if one does
+    not; ``ensure_template`` is shared."""
 
     def __init__(self, server):
         self.server = server
@@ -121,6 +125,11 @@ class Engine:
     def finish_or_undo_swap(self, tenant, replacement: str, previous: str) -> bool:
         """A swap was interrupted: finish it if it had begun and say True, or undo what
         was prepared and say False."""
+        raise NotImplementedError
+
+    def drop_prefixed(self, prefix: str) -> list[str]:
+        """Drop every database (and role) named ``prefix``...: what a DR drill made on a
+        server. Only PostgreSQL has such names; a drill on SQLite removes its folder."""
         raise NotImplementedError
 
     # --- shared ---------------------------------------------------------------------
