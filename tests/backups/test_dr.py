@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -323,7 +324,7 @@ def test_a_drill_rehearses_the_rebuild_in_a_scratch_place_and_alerts_over_target
     assert "within targets" in done.stdout and "2 of 3 tenant(s) restored" in done.stdout
     assert f"from {old.sites[0]}" in done.stdout
     assert old.contents() == old.before
-    assert not list((old.var / "scratch").glob("drill-*"))
+    assert not list((old.var / "scratch").glob("*~drill-*"))
     if ENGINE == "postgresql":
         with _pg_admin() as conn:
             left = conn.execute(
@@ -342,3 +343,39 @@ def test_a_drill_rehearses_the_rebuild_in_a_scratch_place_and_alerts_over_target
     status = old.run("backup", "status", check=False)
     assert "ALERT" in status.stdout and "DR drill from" in status.stdout
     assert "over target" in old.run("dr", "status", check=False).stdout
+
+
+def test_a_killed_drill_is_swept_by_the_worker(old):
+    """C7: a drill killed mid-way (kill -9 of it and its rebuild): the worker's next pass
+    removes its scratch folder (and on PostgreSQL its databases), marks it failed and
+    raises the drill alert."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "oxygis.cli", "dr", "drill", "--sample", "3"],
+        env=old.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # the drill and its child, as a service manager kills them
+    )
+    scratch = old.var / "scratch"
+    deadline = time.monotonic() + 60
+    while not list(scratch.glob("*~drill-*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.5)  # into the rebuild
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert list(scratch.glob("*~drill-*")), "the drill's folder should be there when killed"
+    out = old.python(
+        "import django; django.setup()\n"
+        "from oxygis.backups.worker import sweep_scratch\n"
+        "from oxygis.backups.models import Alert, Drill\n"
+        "print(sweep_scratch())\n"
+        "print(Drill.objects.get().state, Alert.objects.filter(key='dr-drill').count())"
+    )
+    assert out.split()[-2:] == ["failed", "1"], out
+    assert not list(scratch.glob("*~drill-*"))
+    if ENGINE == "postgresql":
+        with _pg_admin() as conn:
+            left = conn.execute(
+                "SELECT datname FROM pg_database WHERE starts_with(datname, 'oxydrill')"
+            ).fetchall()
+        assert left == []

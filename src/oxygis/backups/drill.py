@@ -38,6 +38,7 @@ from oxygis.tenancy.engines import engine_for
 from oxygis.tenancy.models import Plan, Tenant
 
 from . import alerts
+from .dumps import _HOST as HOST
 from .errors import BackupError
 from .keys import configured_keys
 from .models import CATALOG_TARGET, Backup, Drill
@@ -148,9 +149,11 @@ def run_drill(
         target_hours=strictest,
     )
     token = secrets.token_hex(3)
-    folder = Path(settings.BACKUP_SCRATCH_DIR) / f"drill-{os.getpid()}-{token}"
-    # Short and its own: room for tenant and swap names within PostgreSQL's 63 bytes.
-    prefix = f"{DRILL_PREFIX}{token}_"
+    # Named as every scratch file is (host~pid~...): the worker sweeps it if we are killed.
+    folder = Path(settings.BACKUP_SCRATCH_DIR) / f"{HOST}~{os.getpid()}~drill-{token}"
+    run.scratch = folder.name
+    run.save(update_fields=["scratch"])
+    prefix = _prefix(token)
     catalog_name = None
     try:
         folder.mkdir(parents=True, mode=0o700)
@@ -220,6 +223,25 @@ def _measure(run: Drill, report: dict, done: subprocess.CompletedProcess) -> Non
         run.detail = "over target: " + "; ".join(parts)
     else:
         run.state, run.detail = Drill.OK, ""
+
+
+def _prefix(token: str) -> str:
+    # Short and its own: room for tenant and swap names within PostgreSQL's 63 bytes.
+    return f"{DRILL_PREFIX}{token}_"
+
+
+def sweep_dead(folder: Path) -> None:
+    """What a killed drill left (its scratch folder, given by the worker's sweep): the
+    folder, its databases and roles, and its row marked failed."""
+    token = folder.name.rpartition("~drill-")[2]
+    catalog = settings.DATABASES[DEFAULT_DB_ALIAS]
+    _remove(folder, _prefix(token), "?" if is_postgresql(catalog) else None)
+    Drill.objects.filter(scratch=folder.name, state=Drill.RUNNING).update(
+        state=Drill.FAILED,
+        finished_at=timezone.now(),
+        detail="interrupted: its process stopped; what it made was removed",
+    )
+    alerts.raise_alert(ALERT, f"DR drill interrupted ({folder.name}): what it made was removed")
 
 
 def _remove(folder: Path, prefix: str, catalog_name: str | None) -> None:

@@ -363,6 +363,8 @@ class Drill(models.Model):
     state = models.CharField(max_length=10, choices=STATES, default=RUNNING)
     started_at = models.DateTimeField(default=timezone.now, db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Its scratch folder's name (host~pid~drill-token): what a sweep looks for after a kill.
+    scratch = models.CharField(max_length=200, blank=True, validators=[validate_single_line])
     sample = models.PositiveIntegerField(default=0)  # tenants restored in the drill
     tenants_total = models.PositiveIntegerField(default=0)  # tenants on the platform
     jobs = models.PositiveSmallIntegerField(default=1)

@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import shutil
 import time
 from datetime import datetime, timedelta
 
@@ -261,7 +262,12 @@ def sweep_scratch() -> int:
 
     removed = 0
     for path in scratch_files_of_the_dead():
-        path.unlink(missing_ok=True)
+        if "~drill-" in path.name:
+            drill.sweep_dead(path)  # a killed DR drill: a folder, databases, a row
+        elif path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
         removed += 1
     if removed:
         log.info("removed %d scratch file(s) left by stopped processes", removed)
