@@ -785,7 +785,7 @@ def _last_log(text: str) -> str:
 
 
 def parse_point(text: str) -> datetime:
-    """``2026-11-27 14:32`` (the platform's time zone unless an offset is given)."""
+    """``2026-11-27 14:32``: UTC unless an offset (``+01:00``) is given."""
     try:
         value = datetime.fromisoformat(text.strip())
     except ValueError:
