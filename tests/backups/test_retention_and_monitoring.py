@@ -169,6 +169,27 @@ def test_failed_restore_test_alerts(data_tenant, sites, site_urls):
     ).exists()
 
 
+def test_a_restore_test_cut_short_is_run_again_without_an_alert(data_tenant, sites):
+    """C8: a restore test whose process was killed is finished as failed by the next
+    pass, raises no alert (it says nothing about the backup) and is run again, not in a
+    week."""
+    from oxygis.backups import swaps
+
+    backup = service.run_backup(service.tenant_target(data_tenant.tenant), sites=sites)
+    Restore.objects.filter(mode=Restore.TEST).delete()
+    Restore.objects.create(
+        backup=backup, mode=Restore.TEST, requested_by="worker", state=Restore.RUNNING
+    )
+    assert not monitor.restore_test_due()
+    (run,) = swaps.recover_interrupted()
+    run.refresh_from_db()
+    assert run.state == Restore.FAILED and "interrupted" in run.detail
+    assert not open_alerts().filter(key=f"restore-failed:{backup.target}").exists()
+    assert monitor.restore_test_due()
+    monitor.run_restore_tests(sites=sites, sample=50)
+    assert not monitor.restore_test_due()
+
+
 def test_worker_pass_backs_up_what_is_due(data_tenant, sites):
     """C1, C8: one worker pass backs up a database that has no backup yet."""
     worker = Worker(sites=sites, restore_tests=False)

@@ -18,6 +18,7 @@ from oxygis.tenancy.context import CATALOG
 from . import alerts, restore
 from .models import Backup, BackupCopy, Restore, WorkerHeartbeat
 from .sites import SiteError
+from .swaps import TEST_INTERRUPTED
 from .targets import Target, all_targets, last_good, latest_by_target
 from .verify import verify_backup
 
@@ -135,9 +136,12 @@ def reverify_oldest(sites, keys=None, now: datetime | None = None) -> Backup | N
 
 def restore_test_due(now: datetime | None = None) -> bool:
     now = now or timezone.now()
-    return not Restore.objects.filter(
-        mode=Restore.TEST, requested_at__gte=now - RESTORE_TEST_EVERY
-    ).exists()
+    # A test whose process was killed does not count: it is run again.
+    return not (
+        Restore.objects.filter(mode=Restore.TEST, requested_at__gte=now - RESTORE_TEST_EVERY)
+        .exclude(state=Restore.FAILED, detail__contains=TEST_INTERRUPTED)
+        .exists()
+    )
 
 
 def run_restore_tests(sites=None, keys=None, sample: int = RESTORE_TEST_SAMPLE, progress=None):

@@ -45,6 +45,8 @@ from .models import Backup, Restore
 
 log = logging.getLogger("oxygis.backups")
 
+TEST_INTERRUPTED = "interrupted (its scratch database removed): run again at the next pass"
+
 
 def swap_names(tenant: Tenant) -> tuple[str, str]:
     """(replacement, kept) names for a new swap of the tenant's database."""
@@ -268,11 +270,12 @@ def _recover(run: Restore) -> None:
         if half_made is not None:
             discard_tenant(half_made, engine_for(half_made.database_server))
         text = "interrupted: the half-restored workspace was removed"
-    elif run.mode == Restore.TEST and run.replacement_database and run.backup is not None:
-        from .restore import scratch_engine
+    elif run.mode == Restore.TEST:
+        if run.replacement_database and run.backup is not None:
+            from .restore import scratch_engine
 
-        scratch_engine(run.backup).drop_named_database(run.replacement_database)
-        text = "interrupted: its scratch database was removed"
+            scratch_engine(run.backup).drop_named_database(run.replacement_database)
+        text = TEST_INTERRUPTED
     else:
         text = "interrupted"
     if outcome != Restore.DONE:
@@ -282,7 +285,9 @@ def _recover(run: Restore) -> None:
     _save(run, "state", "finished_at", "detail", "previous_database")
     label = run.label
     log.warning("restore %s of %s %s", run.id.hex[:12], label, text)
-    if outcome == Restore.FAILED and run.target_key is not None:
+    # A restore test cut short says nothing about the backup: it is run again at the next
+    # pass (monitor.restore_test_due), and only its own failure raises an alert.
+    if outcome == Restore.FAILED and run.target_key is not None and run.mode != Restore.TEST:
         alerts.raise_alert(
             f"restore-failed:{run.target_key}",
             f"{run.get_mode_display().lower()} of {label} {text}",
