@@ -47,6 +47,7 @@ from oxygis.tenancy.engines import engine_for
 from oxygis.tenancy.models import DatabaseServer
 
 from . import alerts
+from .dumps import _alive
 from .errors import BackupError
 from .keys import configured_keys
 from .models import WalArchive
@@ -567,9 +568,13 @@ class Scratch:
         (self.data / "recovery.signal").touch()
         if os.geteuid() == 0:
             ids = _owner_ids(self.archive.os_user)
-            for name in ("postgresql.conf", "postgresql.auto.conf", "pg_hba.conf"):
-                os.chown(self.data / name, *ids)
-            for name in ("pg_ident.conf", "recovery.signal"):
+            for name in (
+                "postgresql.conf",
+                "postgresql.auto.conf",
+                "pg_hba.conf",
+                "pg_ident.conf",
+                "recovery.signal",
+            ):
                 os.chown(self.data / name, *ids)
 
     def start(self) -> str | None:
@@ -803,13 +808,8 @@ def sweep_scratch() -> int:
     root = Path(settings.PITR_DIR) / "scratch"
     removed = 0
     for folder in root.glob("*-*") if root.is_dir() else []:
-        pid = int(folder.name.split("-")[0]) if folder.name.split("-")[0].isdigit() else 0
-        try:
-            os.kill(pid, 0)
-            continue
-        except ProcessLookupError:
-            pass
-        except PermissionError:
+        owner = folder.name.split("-")[0]
+        if not owner.isdigit() or _alive(int(owner)):
             continue
         postmaster = folder / "data" / "postmaster.pid"
         if postmaster.exists():
