@@ -85,6 +85,26 @@ def test_connections_are_reused_and_a_dead_one_is_replaced(three_tenants):
         assert connections[alias].connection.info.backend_pid != first
 
 
+@pytest.mark.postgresql
+def test_a_connection_given_back_holds_no_guard(three_tenants):
+    """C1: a unit of work holds its tenant's guard (a session lock) while it runs; once
+    it ends, its session, kept open in the pool, holds none, so that a swap's drain
+    never waits for idle connections."""
+
+    def advisory_locks(pid):
+        with engine_for(tenant.database_server).admin() as admin:
+            query = "SELECT count(*) FROM pg_locks WHERE pid = %s AND locktype = 'advisory'"
+            return admin.execute(query, [pid]).fetchone()[0]
+
+    tenant = three_tenants[0]
+    with tenant_context(tenant) as alias, system(reason="test: read"):
+        Contact.objects.count()
+        session = connections[alias].connection
+        pid = session.info.backend_pid
+        assert advisory_locks(pid) == 1
+    assert not session.closed and advisory_locks(pid) == 0
+
+
 def test_what_a_process_keeps_per_tenant_stays_bounded(three_tenants, monkeypatch):
     """Scale: after units of work on many tenants, a thread keeps no tenant connection
     wrapper, Django's alias table holds only the tenants in use (it walks the table

@@ -40,6 +40,7 @@ def serving_entry(server: DatabaseServer, entry: dict) -> dict:
     entry = {**entry, "ENGINE": POOLED_ENGINE, "OXYGIS_BUDGET": "tenants", "OXYGIS_GUARD": True}
     if server.pooler_host:
         entry["HOST"], entry["PORT"] = server.pooler_host, str(server.pooler_port or 6432)
+        entry["OXYGIS_POOLER"] = True
     return entry
 
 
@@ -173,9 +174,12 @@ def default_server() -> DatabaseServer:
     """
     catalog = settings.DATABASES["default"]
     if is_postgresql(catalog):
-        server = DatabaseServer.objects.filter(name="primary").first()
-        if server is None:
-            server = DatabaseServer.objects.create(name="primary", **server_fields(catalog))
+        # get_or_create: two processes provisioning the first tenants at once must
+        # agree on one server row (the loser of the race reads the winner's).
+        server, created = DatabaseServer.objects.get_or_create(
+            name="primary", defaults=server_fields(catalog)
+        )
+        if created:
             # Tenant roles log in to this server too: the catalog must not let them in.
             engine_for(server).revoke_public_connect(catalog["NAME"])
         # The pooler follows the settings (OXYGIS_DATABASE_POOLER), set or taken away.
@@ -184,9 +188,7 @@ def default_server() -> DatabaseServer:
             server.pooler_host, server.pooler_port = pooler_host, pooler_port
             server.save(update_fields=["pooler_host", "pooler_port"])
         return server
-    server = DatabaseServer.objects.filter(name="local").first()
-    if server is None:
-        server = DatabaseServer.objects.create(
-            name="local", engine=DatabaseServer.SQLITE, path="tenants"
-        )
+    server, _ = DatabaseServer.objects.get_or_create(
+        name="local", defaults={"engine": DatabaseServer.SQLITE, "path": "tenants"}
+    )
     return server

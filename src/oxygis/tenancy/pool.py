@@ -67,7 +67,8 @@ class ConnectionBudget:
     def _close(self, conn, *, until_gone: bool = False) -> None:
         """Close ``conn``; with ``until_gone``, also wait (briefly) until the server has
         ended the session: one closed to make room is gone before its replacement
-        opens, so that the server never sees more sessions than the budget."""
+        opens, so that the server never sees more sessions than the budget. (Not
+        needed through a pooler: its sessions to the server outlive ours.)"""
         watch = None
         if until_gone:
             with contextlib.suppress(Exception):
@@ -131,7 +132,10 @@ class ConnectionBudget:
                             )
                         self._lock.wait(remaining)
             for conn in dead:
-                self._close(conn, until_gone=fresh == "new")
+                # Through a pooler the server keeps its session (PgBouncer's): nothing
+                # to wait for.
+                wait = fresh == "new" and not getattr(conn, "behind_pooler", False)
+                self._close(conn, until_gone=wait)
             if fresh == "new":
                 try:
                     return connect()
@@ -151,7 +155,13 @@ class ConnectionBudget:
                 if conn.info.transaction_status != 0:  # not idle: roll back what is open
                     conn.rollback()
                 conn.autocommit = True
-                conn.execute("SELECT pg_advisory_unlock_all()")  # no lock outlives its user
+                if getattr(conn, "holds_session_locks", False):
+                    # No lock outlives its user. Only the tenant guard takes session
+                    # locks on pooled connections (raw SQL is confined to reviewed
+                    # files, tests/security/test_guard.py): a connection that never
+                    # took one is spared the round trip.
+                    conn.execute("SELECT pg_advisory_unlock_all()")
+                    conn.holds_session_locks = False
             except Exception:
                 reusable = False
         with self._lock:

@@ -32,6 +32,7 @@ class _Lease:
         params = self.wrapper.get_connection_params()
         params["autocommit"] = True
         conn = self.wrapper.Database.connect(**params)
+        conn.behind_pooler = self.wrapper.settings_dict.get("OXYGIS_POOLER", False)
         self.wrapper._configure_connection(conn)
         return conn
 
@@ -42,6 +43,7 @@ class _Lease:
             return conn
         try:
             hold_in_session(conn, self.wrapper.settings_dict["NAME"])
+            conn.holds_session_locks = True  # released when given back
         except self.wrapper.Database.OperationalError:
             # Ended by the server an instant ago (a swap's pg_terminate_backend), before
             # the health check could see it: given back (closed) and replaced once,
