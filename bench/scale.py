@@ -475,11 +475,16 @@ def serving_phases(env, var, tenants, args, pg_url, prefix, *, pooler=None) -> d
         out["rss_10"] = server.workers_rss()
         # Round-robin passes and blocks of tenant #1 taken in turn (A/B/A/B), so that
         # the machine's noise falls on both alike: their ratio is the figure.
-        robin, after = [], []
+        robin, after, paired = [], [], []
         for _ in range(args.rounds):
-            robin += load(server, everyone)
-            after += load(server, single * (args.requests // args.rounds))
+            one_pass = load(server, everyone)
+            block = load(server, single * (args.requests // args.rounds))
+            robin, after = robin + one_pass, after + block
+            paired.append(statistics.median(one_pass) / statistics.median(block))
         out["round_robin"], out["single_after"] = summary(robin), summary(after)
+        # Each pass against the block right after it: the machine's drift over the run
+        # (other processes, CPU frequency) falls on both halves of a pair.
+        out["paired_ratios"] = paired
         out["rss_all"] = server.workers_rss()
         if pooler is None:
             # The API list against the bare view, alternating A/B/A/B.
@@ -607,6 +612,11 @@ def report(r: dict) -> None:
             print(f"{label:<34} {row['p50']:8.2f} {row['p95']:8.2f} {row['n']:6d}")
         p50, p95 = rr["p50"] / a["p50"], rr["p95"] / a["p95"]
         print(f"round-robin / tenant #1 (taken in turn) p50: {p50:.2f}x, p95 {p95:.2f}x")
+        paired = sorted(m["paired_ratios"])
+        print(
+            f"  each pass / the block after it, p50: median {statistics.median(paired):.2f}x"
+            f" ({paired[0]:.2f}-{paired[-1]:.2f} over {len(paired)} pairs)"
+        )
         print(f"round-robin / tenant #1 before p50: {rr['p50'] / s['p50']:.2f}x")
         print(f"tenant #1 after / before p50: {a['p50'] / s['p50']:.2f}x")
         if "api_list" in m:
