@@ -41,6 +41,7 @@ test-postgresql: $(VENV)/.test
 	scripts/ensure-postgres
 	scripts/ensure-pgbouncer
 	scripts/ensure-pgbackrest
+	scripts/ensure-patroni
 	scripts/ensure-chromium
 	scripts/ensure-azurite
 	OXYGIS_TEST_ENGINE=postgresql OXYGIS_TEST_URL_COVERAGE=1 $(BIN)/pytest $(PYTEST_ARGS)
@@ -58,8 +59,10 @@ bench: $(VENV)/.test
 	scripts/ensure-postgres
 	scripts/ensure-pgbouncer
 	scripts/ensure-pgbackrest
+	scripts/ensure-patroni
 	$(BIN)/python bench/provision.py
 	$(BIN)/python bench/backup.py
+	$(BIN)/python bench/failover.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,14 +1,18 @@
-"""A real ``oxygis serve`` (Hypercorn, HTTPS) in a subprocess, for end-to-end tests."""
+"""A real ``oxygis serve`` (Hypercorn, HTTPS) in a subprocess, for end-to-end tests, and
+what drives it from outside: the CLI in a subprocess, API writers. Free of Django
+imports: bench scripts use it too."""
 
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import signal
 import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from http.cookies import SimpleCookie
 
@@ -124,3 +128,90 @@ def sign_in_over_https(served, host: str, username: str, password: str, source="
         },
         source=source,
     )
+
+
+def oxygis(*args, env=None, input=None):
+    """``oxygis ARGS`` in a subprocess, as an operator runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "oxygis.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        input=input,
+        timeout=120,
+    )
+
+
+class Writers:
+    """Threads creating orders through the API until told to stop."""
+
+    def __init__(self, served, host, token, customer, count=3):
+        self.served, self.host, self.token, self.customer = served, host, token, customer
+        self.acknowledged: list[tuple[str, str]] = []  # (order number, line text)
+        self.acknowledged_at: list[float] = []  # time.monotonic() of each
+        self.unavailable = 0
+        self.errors: list[str] = []
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self.write, args=(n,)) for n in range(count)]
+
+    def write(self, n: int) -> None:
+        i = 0
+        while not self.stop.is_set():
+            i += 1
+            text = f"writer {n} order {i}"
+            body = {
+                "customer_id": self.customer,
+                "lines": [{"description": text, "quantity": "1", "unit_price": "1.00"}],
+            }
+            try:
+                response = self.served.request(
+                    self.host,
+                    "POST",
+                    "/api/v1/orders",
+                    body=json.dumps(body),
+                    headers={
+                        "Authorization": f"Bearer {self.token}",
+                        "Content-Type": "application/json",
+                    },
+                )
+            except OSError as exc:  # the server must not drop connections either
+                self.errors.append(f"{text}: {exc}")
+                continue
+            if response.status == 201:
+                self.acknowledged.append((json.loads(response.text)["number"], text))
+                self.acknowledged_at.append(time.monotonic())
+            elif response.status == 503 and response.getheader("Retry-After"):
+                self.unavailable += 1
+                time.sleep(0.1)
+            else:
+                self.errors.append(f"{text}: {response.status} {response.text[:200]}")
+
+    def __enter__(self):
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=60)
+
+
+# Run by `oxygis shell -c` on a platform: a tenant, a customer, and a read-write API key
+# for Writers; prints them as one JSON line.
+WRITER_SETUP = """
+import json, secrets
+from django.contrib.auth import get_user_model
+from oxygis.access.actors import system
+from oxygis.accounts.apikeys import issue_key
+from oxygis.sales.models import Contact
+from oxygis.tenancy.databases import tenant_context
+from oxygis.tenancy.provisioning import provision_tenant
+made = provision_tenant("{prefix}" + secrets.token_hex(3), name="Writers", plan="paid")
+with tenant_context(made.tenant), system(reason="writers' set-up"):
+    customer = Contact.objects.create(name="Steady Customer")
+    _, token = issue_key(get_user_model().objects.get(username="admin"), name="load",
+                         scope="read-write", days=1)
+print(json.dumps({{"slug": made.tenant.slug, "db": made.tenant.db_name,
+                  "customer": customer.pk, "token": token}}))
+"""

@@ -92,16 +92,20 @@ def env_domain(name: str, default: str) -> str:
     return value
 
 
-def env_host_port(name: str) -> tuple[str, int] | None:
-    """``host:port`` (``[v6]:port`` for an IPv6 address), or None when unset."""
-    value = env_str(name)
-    if not value:
-        return None
+def parse_host_port(value: str, what: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port`` for an IPv6 address); ImproperlyConfigured naming
+    ``what`` otherwise."""
     host, sep, port = value.rpartition(":")
     host = host.removeprefix("[").removesuffix("]")
     if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ImproperlyConfigured(f"OXYGIS_{name} must be host:port, not {value!r}")
+        raise ImproperlyConfigured(f"{what} must be host:port, not {value!r}")
     return host, int(port)
+
+
+def env_host_port(name: str) -> tuple[str, int] | None:
+    """``host:port`` (``[v6]:port`` for an IPv6 address), or None when unset."""
+    value = env_str(name)
+    return parse_host_port(value, f"OXYGIS_{name}") if value else None
 
 
 def env_networks(name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:

@@ -319,6 +319,9 @@ DB_IDLE_SECONDS = config.env_int("DB_IDLE_SECONDS", 60, minimum=1)
 # A connection pooler (PgBouncer, session mode) in front of the catalog's PostgreSQL
 # server: tenant requests reach their databases through it (docs/operations.md).
 DATABASE_POOLER = config.env_host_port("DATABASE_POOLER")
+# A high-availability cluster (tenancy/replication.py): alert when a standby replays
+# more than this many seconds behind its primary.
+REPLICATION_LAG_ALERT_SECONDS = config.env_int("REPLICATION_LAG_ALERT_SECONDS", 30, minimum=1)
 # A swap (live restore, rollback) waits this long for requests and jobs to finish.
 RESTORE_DRAIN_SECONDS = config.env_int("RESTORE_DRAIN_SECONDS", 30, minimum=1)
 # Databases kept by a swap are dropped after this many days (an alert comes before).

@@ -13,85 +13,15 @@ import json
 import os
 import re
 import sqlite3
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.served import Served, free_port
+from tests.served import WRITER_SETUP, Served, Writers, free_port
 from tests.tenancy.test_cli import oxygis
 
-SETUP = """
-import json, secrets
-from decimal import Decimal
-from django.contrib.auth import get_user_model
-from oxygis.access.actors import system
-from oxygis.accounts.apikeys import issue_key
-from oxygis.sales.models import Contact
-from oxygis.tenancy.databases import tenant_context
-from oxygis.tenancy.provisioning import provision_tenant
-made = provision_tenant("swapload-" + secrets.token_hex(3), name="Swap Load", plan="paid")
-with tenant_context(made.tenant), system(reason="test set-up"):
-    customer = Contact.objects.create(name="Steady Customer")
-    _, token = issue_key(get_user_model().objects.get(username="admin"), name="load",
-                         scope="read-write", days=1)
-print(json.dumps({"slug": made.tenant.slug, "db": made.tenant.db_name,
-                  "customer": customer.pk, "token": token}))
-"""
-
-
-class Writers:
-    """Threads creating orders through the API until told to stop."""
-
-    def __init__(self, served, host, token, customer, count=3):
-        self.served, self.host, self.token, self.customer = served, host, token, customer
-        self.acknowledged: list[tuple[str, str]] = []  # (order number, line text)
-        self.unavailable = 0
-        self.errors: list[str] = []
-        self.stop = threading.Event()
-        self.threads = [threading.Thread(target=self.write, args=(n,)) for n in range(count)]
-
-    def write(self, n: int) -> None:
-        i = 0
-        while not self.stop.is_set():
-            i += 1
-            text = f"writer {n} order {i}"
-            body = {
-                "customer_id": self.customer,
-                "lines": [{"description": text, "quantity": "1", "unit_price": "1.00"}],
-            }
-            try:
-                response = self.served.request(
-                    self.host,
-                    "POST",
-                    "/api/v1/orders",
-                    body=json.dumps(body),
-                    headers={
-                        "Authorization": f"Bearer {self.token}",
-                        "Content-Type": "application/json",
-                    },
-                )
-            except OSError as exc:  # the server must not drop connections either
-                self.errors.append(f"{text}: {exc}")
-                continue
-            if response.status == 201:
-                self.acknowledged.append((json.loads(response.text)["number"], text))
-            elif response.status == 503 and response.getheader("Retry-After"):
-                self.unavailable += 1
-                time.sleep(0.1)
-            else:
-                self.errors.append(f"{text}: {response.status} {response.text[:200]}")
-
-    def __enter__(self):
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(timeout=60)
+SETUP = WRITER_SETUP.format(prefix="swapload-")
 
 
 def orders_in_sqlite(path: Path) -> set[tuple[str, str]]:

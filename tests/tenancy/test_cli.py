@@ -2,25 +2,11 @@
 
 Errors are one line on stderr with exit code 2, never a traceback."""
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from oxygis.tenancy.models import Tenant
 from tests.fixtures import unique_slug
-
-
-def oxygis(*args, env=None, input=None):
-    return subprocess.run(
-        [sys.executable, "-m", "oxygis.cli", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        input=input,
-        timeout=120,
-    )
+from tests.served import oxygis
 
 
 def assert_one_line_error(result, *fragments):

@@ -97,9 +97,9 @@ def _tenant_databases() -> set[str]:
     """Every tenant database that exists on the server under test, by name."""
     from django.conf import settings
 
-    import oxygis.tenancy.provisioning as provisioning
+    from oxygis.tenancy.databases import default_server
 
-    engine = engine_for(provisioning.default_server())
+    engine = engine_for(default_server())
     if hasattr(engine, "admin"):
         with engine.admin() as conn:
             rows = conn.execute(

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import threading
 import uuid
@@ -44,6 +43,7 @@ from django.core.management import call_command
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.text import slugify
 
 from oxygis.tenancy.databases import default_server, forget_tenant_database, server_fields
 from oxygis.tenancy.engines import engine_for
@@ -321,20 +321,13 @@ def plan_items(recovery: Recovery, index: SiteIndex, order: tuple[str, ...]) -> 
 
 
 def _onto_entry(url: str) -> dict:
-    from django.core.exceptions import ImproperlyConfigured
-
-    from oxygis.tenancy.dburl import parse_database_url
+    from oxygis.tenancy.provisioning import TenantError
+    from oxygis.tenancy.servers import entry_from_url
 
     try:
-        entry = parse_database_url(url)
-    except ImproperlyConfigured as exc:
-        raise RecoveryError(f"--onto: {str(exc).replace('OXYGIS_DATABASE_URL ', '')}") from None
-    if entry["PASSWORD"]:
-        raise RecoveryError(
-            "--onto: no password on the command line (it would show in the process list "
-            "and the shell's history): set PGPASSWORD or use ~/.pgpass"
-        )
-    return entry
+        return entry_from_url(url, "--onto")
+    except TenantError as exc:
+        raise RecoveryError(str(exc)) from None
 
 
 def onto_server(url: str):
@@ -344,10 +337,9 @@ def onto_server(url: str):
     from oxygis.tenancy.models import DatabaseServer
 
     entry = _onto_entry(url)
-    host, port = entry["HOST"] or "localhost", int(entry["PORT"] or 5432)
-    entry |= {"HOST": host, "PORT": str(port), "PASSWORD": os.environ.get("PGPASSWORD", "")}
+    host, port = entry["HOST"], entry["PORT"] or "5432"
     server, _ = DatabaseServer.objects.update_or_create(
-        name=f"dr-{host.replace('.', '-')}-{port}"[:50],
+        name=slugify(f"dr-{host}-{port}".replace(".", "-").replace(",", "-"))[:50],
         defaults={
             **server_fields(entry),
             "admin_database": entry["NAME"],

@@ -22,6 +22,7 @@ from oxygis.tenancy.databases import (
     default_server,
     forget_tenant_database,
     open_database,
+    server_for_new_tenant,
     tenant_context,
 )
 from oxygis.tenancy.engines import engine_for
@@ -164,7 +165,9 @@ def _side_by_side(restore: Restore, *, sites, keys, progress) -> str:
     if source is None:
         raise BackupError("only a tenant's backup can be restored side by side")
     server = (
-        source.database_server if source.database_server.accepts_new_tenants else default_server()
+        source.database_server
+        if source.database_server.accepts_new_tenants
+        else server_for_new_tenant()
     )
     for _ in range(5):
         try:

@@ -19,6 +19,7 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from oxygis.core import limiter
+from oxygis.tenancy import replication
 
 from . import alerts, credentials, drill, monitor, pitr, restore, swaps
 from .keys import configured_keys
@@ -177,6 +178,7 @@ class Worker:
             self._last_probe = now
         self._step("site space", monitor.check_site_space, sites)
         self._step("window check", monitor.check_windows, now)
+        self._step("replication", replication.check_replication)
         self._step("WAL archives", pitr.check_archives)
         self._step("base backups", pitr.run_due_backups, now)
         self._step("degraded check", monitor.check_degraded, self.interval)

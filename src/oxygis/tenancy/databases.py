@@ -159,7 +159,7 @@ def server_fields(entry: dict) -> dict:
     return {
         "engine": DatabaseServer.POSTGRESQL,
         "host": entry["HOST"],
-        "port": int(entry["PORT"]) if entry["PORT"] else None,
+        "port": entry["PORT"] or "",
         "admin_user": entry["USER"],
         "admin_password_sealed": seal(entry["PASSWORD"]) if entry["PASSWORD"] else "",
         "options": entry.get("OPTIONS", {}),
@@ -192,3 +192,17 @@ def default_server() -> DatabaseServer:
         name="local", defaults={"engine": DatabaseServer.SQLITE, "path": "tenants"}
     )
     return server
+
+
+def server_for_new_tenant() -> DatabaseServer:
+    """Where a new tenant goes: of the servers open to new tenants of the configured kind
+    (PostgreSQL with OXYGIS_DATABASE_URL, else SQLite), the one holding the fewest."""
+    from django.db.models import Count
+
+    configured = default_server()
+    open_servers = (
+        DatabaseServer.objects.filter(engine=configured.engine, accepts_new_tenants=True)
+        .annotate(held=Count("tenants"))
+        .order_by("held", "name")
+    )
+    return open_servers.first() or configured

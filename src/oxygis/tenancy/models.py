@@ -11,6 +11,14 @@ from django.utils import timezone
 from oxygis.core.text import validate_single_line
 
 
+def validate_ports(value: str) -> None:
+    """A port, or a comma-separated list of them (one per member of a cluster)."""
+    from django.core.exceptions import ValidationError
+
+    if value and not all(p.isdigit() and 1 <= int(p) <= 65535 for p in value.split(",")):
+        raise ValidationError("ports are numbers from 1 to 65535, separated by commas")
+
+
 def new_token_salt() -> str:
     return secrets.token_hex(16)
 
@@ -46,9 +54,13 @@ class DatabaseServer(models.Model):
     name = models.SlugField(max_length=50, unique=True)
     engine = models.CharField(max_length=20, choices=ENGINES)
     region = models.CharField(max_length=50, default="local", validators=[validate_single_line])
-    # PostgreSQL: an administrative login able to create roles and databases.
+    # PostgreSQL: an administrative login able to create roles and databases. A cluster
+    # (Patroni) is a list of its members, as libpq takes them: "db1,db2" and
+    # "5432,5432"; connections go to the one accepting writes (target_session_attrs).
     host = models.CharField(max_length=255, blank=True, validators=[validate_single_line])
-    port = models.PositiveIntegerField(null=True, blank=True)
+    port = models.CharField(
+        max_length=100, blank=True, default="", validators=[validate_single_line, validate_ports]
+    )
     admin_user = models.CharField(max_length=63, blank=True, validators=[validate_single_line])
     admin_password_sealed = models.TextField(blank=True)  # sealing.seal(), never clear
     admin_database = models.CharField(
@@ -66,6 +78,13 @@ class DatabaseServer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.engine}, {self.region})"
+
+    @property
+    def members(self) -> list[tuple[str, str]]:
+        """(host, port) of each member: one for a plain server, several for a cluster."""
+        from .dburl import host_ports
+
+        return host_ports(self.host, self.port or "5432")
 
 
 class Tenant(models.Model):
@@ -108,6 +127,10 @@ class Tenant(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     suspended_at = models.DateTimeField(null=True, blank=True)
+    # Zones holding a read replica of this tenant's database beyond its server's own
+    # standby ("replicas in more zones on request", docs/deployment.md). A record for the
+    # operators who place them; the application reads and writes on the primary only.
+    replica_zones = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["slug"]

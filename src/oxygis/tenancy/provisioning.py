@@ -25,9 +25,9 @@ from oxygis.core.text import CONTROL_CHARACTERS
 
 from .context import CATALOG
 from .databases import (
-    default_server,
     forget_tenant_database,
     release_tenant_connections,
+    server_for_new_tenant,
     tenant_context,
 )
 from .engines import EngineError, engine_for
@@ -138,7 +138,9 @@ def provision_tenant(
     if plan_row is None:
         codes = ", ".join(Plan.objects.values_list("code", flat=True))
         raise TenantError(f"unknown plan {plan!r} (choose one of: {codes})")
-    tenant = register_tenant(slug, name=name, plan=plan_row, server=server or default_server())
+    tenant = register_tenant(
+        slug, name=name, plan=plan_row, server=server or server_for_new_tenant()
+    )
     engine = engine_for(tenant.database_server)
 
     try:
@@ -229,6 +231,18 @@ def resume_tenant(tenant: Tenant) -> None:
         raise TenantError(f"tenant {tenant.slug} is {tenant.state}, not suspended")
     tenant.state, tenant.suspended_at = Tenant.ACTIVE, None
     tenant.save(update_fields=["state", "suspended_at", "updated_at"])
+
+
+ZONE = re.compile(r"^[a-z0-9][a-z0-9-]{0,49}$")
+
+
+def set_replica_zones(tenant: Tenant, zones: list[str]) -> None:
+    """Record the zones where the tenant's database has extra read replicas (none: [])."""
+    bad = [zone for zone in zones if not ZONE.match(zone)]
+    if bad:
+        raise TenantError(f"invalid zone name {bad[0]!r}: a-z, 0-9 and '-', up to 50")
+    tenant.replica_zones = sorted(set(zones))
+    tenant.save(update_fields=["replica_zones", "updated_at"])
 
 
 _all_migrations: set[tuple[str, str]] | None = None

@@ -115,12 +115,33 @@ class PostgreSQLEngine(Engine):
         except psycopg.OperationalError as exc:
             raise EngineError(
                 f"cannot reach database server {self.server.name} "
-                f"({self.server.host}:{self.server.port}): {str(exc).strip().splitlines()[-1]}"
+                f"({', '.join(f'{h}:{p}' for h, p in self.server.members)}): "
+                f"{str(exc).strip().splitlines()[-1]}"
             ) from None
         try:
             yield conn
         finally:
             conn.close()
+
+    def can_provision(self) -> bool:
+        """Whether the administrative login may create roles and databases."""
+        with self.admin() as conn:
+            return conn.execute(
+                "SELECT (rolcreaterole AND rolcreatedb) OR rolsuper FROM pg_roles"
+                " WHERE rolname = current_user"
+            ).fetchone()[0]
+
+    @contextmanager
+    def admin_member(self, host: str, port: str):
+        """The administrative login on one member of a cluster, whatever its role (a
+        standby included: for status, never for writes)."""
+        info = self._conninfo(self.server.admin_database, self.server.admin_user, "")
+        info |= {"host": host, "port": port, "target_session_attrs": "any", "connect_timeout": 5}
+        password = self._admin_password()
+        if password:
+            info["password"] = password
+        with psycopg.connect(**info, autocommit=True) as conn:
+            yield conn
 
     def _entry(self, dbname: str, user: str, password: str) -> dict:
         return {

@@ -1,4 +1,5 @@
-"""``oxygis tenant create|list|suspend|resume|drop|migrate``: thin over provisioning."""
+"""``oxygis tenant create|list|suspend|resume|replicas|drop|migrate``: thin over
+provisioning."""
 
 from __future__ import annotations
 
@@ -30,6 +31,14 @@ class Command(BaseCommand):
         drop = sub.add_parser("drop", help="drop a tenant and its database (irreversible)")
         drop.add_argument("slug")
         drop.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+        replicas = sub.add_parser(
+            "replicas", help="record the zones of a tenant's extra read replicas"
+        )
+        replicas.add_argument("slug")
+        replicas.add_argument(
+            "--zone", dest="zones", action="append", default=[], help="a zone (repeat)"
+        )
+        replicas.add_argument("--none", action="store_true", help="no extra replica")
         migrate = sub.add_parser("migrate", help="apply pending migrations to tenants")
         migrate.add_argument("slugs", nargs="*", metavar="SLUG")
         migrate.add_argument("--all", action="store_true", help="every tenant")
@@ -53,7 +62,7 @@ class Command(BaseCommand):
 
     def do_list(self, **_):
         tenants = Tenant.objects.select_related("plan", "database_server").order_by("slug")
-        rows = [("SLUG", "NAME", "PLAN", "STATE", "SERVER", "CREATED")]
+        rows = [("SLUG", "NAME", "PLAN", "STATE", "SERVER", "REPLICAS", "CREATED")]
         rows += [
             (
                 t.slug,
@@ -61,6 +70,7 @@ class Command(BaseCommand):
                 t.plan.code,
                 t.state,
                 t.database_server.name,
+                ",".join(t.replica_zones) or "-",
                 t.created_at.strftime("%Y-%m-%d %H:%M"),
             )
             for t in tenants
@@ -80,6 +90,14 @@ class Command(BaseCommand):
     def do_resume(self, slug, **_):
         actions.resume_tenant(actions.get_tenant(slug))
         self.stdout.write(f"Tenant {slug} resumed.")
+
+    def do_replicas(self, slug, zones, none, **_):
+        if bool(zones) == bool(none):
+            raise actions.TenantError("give the zones (--zone Z, repeated), or --none")
+        tenant = actions.get_tenant(slug)
+        actions.set_replica_zones(tenant, zones)
+        where = ", ".join(tenant.replica_zones) or "none"
+        self.stdout.write(f"Tenant {slug}: extra read replicas in {where}.")
 
     def do_drop(self, slug, yes, **_):
         tenant = actions.get_tenant(slug)
