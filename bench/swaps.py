@@ -28,22 +28,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SETUP = """
-import json, secrets
-from django.contrib.auth import get_user_model
-from oxygis.access.actors import system
-from oxygis.accounts.apikeys import issue_key
-from oxygis.sales.models import Contact
-from oxygis.tenancy.databases import tenant_context
-from oxygis.tenancy.provisioning import provision_tenant
-made = provision_tenant("swapbench-" + secrets.token_hex(3), name="Swap Bench", plan="paid")
-with tenant_context(made.tenant), system(reason="bench set-up"):
-    customer = Contact.objects.create(name="Bench Customer")
-    _, token = issue_key(get_user_model().objects.get(username="admin"), name="bench",
-                         scope="read-write", days=1)
-print(json.dumps({"slug": made.tenant.slug, "db": made.tenant.db_name,
-                  "customer": customer.pk, "token": token}))
-"""
+sys.path.insert(0, str(ROOT))  # tests.* (run as a script)
+from tests.served import WRITER_SETUP  # noqa: E402
+
+SETUP = WRITER_SETUP.format(prefix="swapbench-")
 
 
 def free_port() -> int:

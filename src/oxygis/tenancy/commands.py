@@ -33,3 +33,10 @@ class TenantCommand(BaseCommand):
         self.tenant = tenant
         with tenant_context(tenant):
             return super().execute(*args, **options)
+
+
+def write_table(stdout, rows: list[tuple[str, ...]]) -> None:
+    """Rows (the first one the header) in aligned columns, as `tenant list` prints them."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        stdout.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())

@@ -9,6 +9,7 @@ from django.db.models import Count
 
 from oxygis.config import parse_host_port
 from oxygis.tenancy import servers
+from oxygis.tenancy.commands import write_table
 from oxygis.tenancy.models import DatabaseServer
 from oxygis.tenancy.provisioning import TenantError
 
@@ -60,11 +61,7 @@ class Command(BaseCommand):
                     f"{s.pooler_host}:{s.pooler_port}" if s.pooler_host else "-",
                 )
             )
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        for row in rows:
-            self.stdout.write(
-                "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-            )
+        write_table(self.stdout, rows)
         if len(rows) == 1:
             self.stdout.write("(no database server yet: the first tenant registers one)")
 

@@ -9,6 +9,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from oxygis.tenancy import provisioning as actions
+from oxygis.tenancy.commands import write_table
 from oxygis.tenancy.engines import EngineError
 from oxygis.tenancy.fleet import migrate_each
 from oxygis.tenancy.hosts import site_url
@@ -75,11 +76,7 @@ class Command(BaseCommand):
             )
             for t in tenants
         ]
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        for row in rows:
-            self.stdout.write(
-                "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-            )
+        write_table(self.stdout, rows)
         if len(rows) == 1:
             self.stdout.write("(no tenants)")
 
