@@ -357,10 +357,18 @@ def test_a_killed_drill_is_swept_by_the_worker(old):
         start_new_session=True,  # the drill and its child, as a service manager kills them
     )
     scratch = old.var / "scratch"
+
+    def rebuild_under_way() -> bool:
+        # The rebuild has begun writing its own data folder: killed now, it is mid-way
+        # (a fixed delay was too long on a fast machine: the drill had already ended).
+        try:
+            return any(any(folder.iterdir()) for folder in scratch.glob("*~drill-*"))
+        except FileNotFoundError:  # removed as we looked: the drill ended
+            return False
+
     deadline = time.monotonic() + 60
-    while not list(scratch.glob("*~drill-*")) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(1.5)  # into the rebuild
+    while not rebuild_under_way() and time.monotonic() < deadline:
+        time.sleep(0.005)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     assert list(scratch.glob("*~drill-*")), "the drill's folder should be there when killed"

@@ -76,8 +76,8 @@ def test_a_killed_primary_loses_no_acknowledged_write(platform):
     within 30 s without a restart or a change of settings (the tenant's own role and
     password work on the promoted standby), clients meanwhile get a clean 503 with
     Retry-After and nothing else, and every acknowledged order is on the new primary."""
-    figures = failover = ha.failover_under_load(platform, kill="postmaster")
-    print(json.dumps(figures))
+    failover = ha.failover_under_load(platform, kill="postmaster")
+    print(json.dumps(failover))
     assert failover["new_primary"] not in (None, failover["old_primary"])
     assert failover["errors"] == [], failover["errors"]
     assert failover["acknowledged_after_kill"] > 10, "writes should have resumed"

@@ -334,24 +334,17 @@ def onto_server(url: str):
     """The PostgreSQL server named by ``--onto`` (registered once, accepting tenants).
     Its password never comes on the command line: PGPASSWORD (sealed in the catalog for
     later administration) or libpq's password file."""
-    from oxygis.tenancy.models import DatabaseServer
+    from oxygis.tenancy.provisioning import TenantError
+    from oxygis.tenancy.servers import register_server
 
     entry = _onto_entry(url)
-    host, port = entry["HOST"], entry["PORT"] or "5432"
-    server, _ = DatabaseServer.objects.update_or_create(
-        name=slugify(f"dr-{host}-{port}".replace(".", "-").replace(",", "-"))[:50],
-        defaults={
-            **server_fields(entry),
-            "admin_database": entry["NAME"],
-            "accepts_new_tenants": True,
-        },
+    name = slugify(
+        f"dr-{entry['HOST']}-{entry['PORT'] or '5432'}".replace(".", "-").replace(",", "-")
     )
     try:
-        with engine_for(server).admin():
-            pass  # signed in: reachable, and the login works
-    except Exception as exc:
-        raise RecoveryError(f"--onto: cannot reach {host}:{port}: {one_line(exc)}") from None
-    return server
+        return register_server(name[:50], entry)
+    except TenantError as exc:
+        raise RecoveryError(f"--onto: {exc}") from None
 
 
 def restore_one(item: RecoveredTenant, site: Site, keys) -> None:

@@ -86,6 +86,11 @@ class DatabaseServer(models.Model):
 
         return host_ports(self.host, self.port or "5432")
 
+    @property
+    def address(self) -> str:
+        """``host:port`` of each member, for messages."""
+        return ", ".join(f"{host}:{port}" for host, port in self.members)
+
 
 class Tenant(models.Model):
     """A customer. ``id`` and ``db_name`` never change; the database is named from the id,

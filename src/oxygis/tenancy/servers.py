@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 
 from .databases import server_fields
 from .dburl import parse_database_url
@@ -32,22 +32,23 @@ def entry_from_url(url: str, label: str) -> dict:
 
 
 def register_server(
-    name: str, url: str, *, region: str = "local", pooler: tuple[str, int] | None = None
+    name: str, entry: dict, *, region: str = "local", pooler: tuple[str, int] | None = None
 ) -> DatabaseServer:
-    """Register (or update) PostgreSQL server ``name``, open to new tenants. Its login
-    must be able to create roles and databases; it is checked before anything is kept."""
-    entry = entry_from_url(url, "--url")
+    """Register (or update) PostgreSQL server ``name`` from ``entry`` (entry_from_url),
+    open to new tenants. Its login must be able to create roles and databases; that is
+    checked before anything is kept."""
     fields = {
         **server_fields(entry),
         "admin_database": entry["NAME"],
         "region": region,
         "pooler_host": pooler[0] if pooler else "",
         "pooler_port": pooler[1] if pooler else None,
+        "accepts_new_tenants": True,
     }
     candidate = DatabaseServer(name=name, **fields)
     try:
         candidate.full_clean(exclude=["name"])
-    except Exception as exc:
+    except ValidationError as exc:
         raise TenantError(f"invalid server settings: {exc}") from None
     try:
         can = engine_for(candidate).can_provision()
@@ -55,9 +56,7 @@ def register_server(
         raise TenantError(str(exc)) from None
     if not can:
         raise TenantError(f"the login of {name} needs CREATEROLE and CREATEDB")
-    server, _ = DatabaseServer.objects.update_or_create(
-        name=name, defaults={**fields, "engine": DatabaseServer.POSTGRESQL}
-    )
+    server, _ = DatabaseServer.objects.update_or_create(name=name, defaults=fields)
     return server
 
 

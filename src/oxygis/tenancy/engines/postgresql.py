@@ -115,7 +115,7 @@ class PostgreSQLEngine(Engine):
         except psycopg.OperationalError as exc:
             raise EngineError(
                 f"cannot reach database server {self.server.name} "
-                f"({', '.join(f'{h}:{p}' for h, p in self.server.members)}): "
+                f"({self.server.address}): "
                 f"{str(exc).strip().splitlines()[-1]}"
             ) from None
         try:
@@ -135,11 +135,10 @@ class PostgreSQLEngine(Engine):
     def admin_member(self, host: str, port: str):
         """The administrative login on one member of a cluster, whatever its role (a
         standby included: for status, never for writes)."""
-        info = self._conninfo(self.server.admin_database, self.server.admin_user, "")
+        info = self._conninfo(
+            self.server.admin_database, self.server.admin_user, self._admin_password()
+        )
         info |= {"host": host, "port": port, "target_session_attrs": "any", "connect_timeout": 5}
-        password = self._admin_password()
-        if password:
-            info["password"] = password
         with psycopg.connect(**info, autocommit=True) as conn:
             yield conn
 

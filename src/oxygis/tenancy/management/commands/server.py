@@ -41,15 +41,17 @@ class Command(BaseCommand):
 
     def do_add(self, name, url, region, pooler, **_):
         server = servers.register_server(
-            name, url, region=region, pooler=parse_host_port(pooler, "--pooler") if pooler else None
+            name,
+            servers.entry_from_url(url, "--url"),
+            region=region,
+            pooler=parse_host_port(pooler, "--pooler") if pooler else None,
         )
-        members = ", ".join(f"{h}:{p}" for h, p in server.members)
-        self.stdout.write(f"Database server {name} ({members}) takes new tenants.")
+        self.stdout.write(f"Database server {name} ({server.address}) takes new tenants.")
 
     def do_list(self, **_):
         rows = [("NAME", "ENGINE", "MEMBERS", "REGION", "TENANTS", "NEW TENANTS", "POOLER")]
         for s in DatabaseServer.objects.annotate(held=Count("tenants")).order_by("name"):
-            members = s.path if s.engine == s.SQLITE else ",".join(f"{h}:{p}" for h, p in s.members)
+            members = s.path if s.engine == s.SQLITE else s.address
             rows.append(
                 (
                     s.name,
