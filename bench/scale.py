@@ -9,7 +9,8 @@ header of the tenant they serve. Printed, as ratios measured in the same run:
 * tenant #1 alone, before the workers served every tenant, then strict round-robin
   passes over all tenants (every request a tenant other than the last) taken in turn
   with blocks of tenant #1 (p50/p95; the target is their ratio);
-* the same through PgBouncer when it is installed (scripts/ensure-pgbouncer);
+* the same through PgBouncer when it is installed (scripts/ensure-pgbouncer), reached
+  through its Unix socket (PgBouncer beside the web host), over TCP, or both (--pooler-via);
 * PostgreSQL sessions held (sampled every 50 ms) against the budget,
   workers x (OXYGIS_CATALOG_CONNECTIONS + OXYGIS_TENANT_CONNECTIONS);
 * worker RSS after 10 tenants served and after all of them;
@@ -20,7 +21,7 @@ header of the tenant they serve. Printed, as ratios measured in the same run:
 
 Not a test: record the figures, with the machine, in bench/README.md.
 
-    python bench/scale.py [--tenants 1000] [--requests 600] [--rounds 6]
+    python bench/scale.py [--tenants 1000] [--requests 600] [--rounds 6] [--pooler-via both]
 """
 
 from __future__ import annotations
@@ -381,7 +382,8 @@ PGBOUNCER = """\
 [pgbouncer]
 listen_addr = 127.0.0.1
 listen_port = {port}
-unix_socket_dir =
+unix_socket_dir = {folder}
+unix_socket_mode = 0700
 auth_type = scram-sha-256
 auth_file = {folder}/userlist.txt
 admin_users = bench_console
@@ -428,6 +430,12 @@ class OwnPgBouncer:
         wait_listening(self.port, 10, "pgbouncer did not start")
         self.console = None
 
+    def address(self, via: str) -> str:
+        """OXYGIS_DATABASE_POOLER for reaching it over TCP ("tcp") or its Unix socket
+        ("socket": PgBouncer beside the web host, docs/operations.md)."""
+        host = "127.0.0.1" if via == "tcp" else str(self.folder)
+        return f"{host}:{self.port}"
+
     def clients(self) -> int:
         """Client sessions PgBouncer holds for tenant databases (the service's side), over
         one console session kept open (a new one per sample would load the machine)."""
@@ -452,11 +460,12 @@ class OwnPgBouncer:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def serving_phases(env, var, tenants, args, pg_url, prefix, *, pooler=None) -> dict:
+def serving_phases(env, var, tenants, args, pg_url, prefix, *, pooler=None, via="") -> dict:
     """Tenant #1, 10 tenants, round-robin over all, tenant #1 again; what the service
-    held meanwhile. With ``pooler``, through it (a first round-robin pass warms it)."""
+    held meanwhile. With ``pooler``, through it (a first round-robin pass warms it),
+    ``via`` "tcp" or "socket"."""
     if pooler is not None:
-        env = {**env, "OXYGIS_DATABASE_POOLER": f"127.0.0.1:{pooler.port}"}
+        env = {**env, "OXYGIS_DATABASE_POOLER": pooler.address(via)}
     server = Server(env, var)
     sampler = ConnectionSampler(pg_url, prefix, pooler=pooler)
     sampler.start()
@@ -504,6 +513,12 @@ def main() -> None:
     parser.add_argument("--tenants", type=int, default=1000)
     parser.add_argument("--requests", type=int, default=600, help="per single-tenant phase")
     parser.add_argument("--rounds", type=int, default=6, help="round-robin passes")
+    parser.add_argument(
+        "--pooler-via",
+        choices=["socket", "tcp", "both"],
+        default="socket",
+        help="reach PgBouncer through its Unix socket (beside the web host), TCP, or both",
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -567,10 +582,12 @@ def main() -> None:
         print("direct:", json.dumps(results["direct"]))
         if shutil.which("pgbouncer"):
             pooler = OwnPgBouncer(admin, pg.port, prefix)
-            results["pgbouncer"] = serving_phases(
-                env, var, tenants, args, pg.url, prefix, pooler=pooler
-            )
-            print("pgbouncer:", json.dumps(results["pgbouncer"]))
+            ways = ["socket", "tcp"] if args.pooler_via == "both" else [args.pooler_via]
+            for via in ways:
+                results[f"pgbouncer ({via})"] = serving_phases(
+                    env, var, tenants, args, pg.url, prefix, pooler=pooler, via=via
+                )
+                print(f"pgbouncer ({via}):", json.dumps(results[f"pgbouncer ({via})"]))
         results["budget"] = 2 * (
             int(os.environ.get("OXYGIS_CATALOG_CONNECTIONS", 4))
             + int(os.environ.get("OXYGIS_TENANT_CONNECTIONS", 10))
@@ -591,7 +608,7 @@ def main() -> None:
 def report(r: dict) -> None:
     print(json.dumps(r, indent=1))
     print(f"\n{r['tenants']} tenants")
-    for mode in ("direct", "pgbouncer"):
+    for mode in ("direct", "pgbouncer (socket)", "pgbouncer (tcp)"):
         if mode not in r:
             continue
         m = r[mode]

@@ -102,10 +102,24 @@ def parse_host_port(value: str, what: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def env_host_port(name: str) -> tuple[str, int] | None:
-    """``host:port`` (``[v6]:port`` for an IPv6 address), or None when unset."""
+def parse_pooler_address(value: str, what: str) -> tuple[str, int]:
+    """Where a connection pooler listens: ``host:port``, or ``/socket/folder:port`` for
+    one on this host (libpq's convention: a host that is an absolute path names the
+    folder holding the Unix socket ``.s.PGSQL.<port>``)."""
+    host, port = parse_host_port(value, what)
+    if "/" in host and not host.startswith("/"):
+        # libpq would take a relative path for a host name: say so now, not at the
+        # first request.
+        raise ImproperlyConfigured(f"{what}: a socket folder must be an absolute path")
+    if any(ch.isspace() or not ch.isprintable() for ch in host):
+        raise ImproperlyConfigured(f"{what} must be host:port, not {value!r}")
+    return host, port
+
+
+def env_pooler_address(name: str) -> tuple[str, int] | None:
+    """A pooler's address (parse_pooler_address), or None when unset."""
     value = env_str(name)
-    return parse_host_port(value, f"OXYGIS_{name}") if value else None
+    return parse_pooler_address(value, f"OXYGIS_{name}") if value else None
 
 
 def env_networks(name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:

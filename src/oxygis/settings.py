@@ -318,7 +318,8 @@ TENANT_CONNECTIONS = config.env_int("TENANT_CONNECTIONS", 10, minimum=1)
 DB_IDLE_SECONDS = config.env_int("DB_IDLE_SECONDS", 60, minimum=1)
 # A connection pooler (PgBouncer, session mode) in front of the catalog's PostgreSQL
 # server: tenant requests reach their databases through it (docs/operations.md).
-DATABASE_POOLER = config.env_host_port("DATABASE_POOLER")
+# ``host:port``, or ``/socket/folder:port`` for one on this host.
+DATABASE_POOLER = config.env_pooler_address("DATABASE_POOLER")
 # A high-availability cluster (tenancy/replication.py): alert when a standby replays
 # more than this many seconds behind its primary.
 REPLICATION_LAG_ALERT_SECONDS = config.env_int("REPLICATION_LAG_ALERT_SECONDS", 30, minimum=1)

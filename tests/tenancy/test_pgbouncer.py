@@ -1,6 +1,7 @@
 """C9 and scale (issue 13): tenant requests through PgBouncer, as docs/operations.md sets
 it up for many hosts: session pooling, one pool per tenant database and role, the
-per-tenant roles' verifiers read with ``auth_query``. A real PgBouncer, on its own port."""
+per-tenant roles' verifiers read with ``auth_query``. A real PgBouncer, on its own port
+and on a Unix socket (the layout with PgBouncer beside each web host)."""
 
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ CONFIG = """\
 [pgbouncer]
 listen_addr = 127.0.0.1
 listen_port = {port}
-unix_socket_dir =
+unix_socket_dir = {folder}
+unix_socket_mode = 0700
 auth_type = hba
 auth_hba_file = {folder}/hba.conf
 auth_file = {folder}/userlist.txt
@@ -55,6 +57,7 @@ HBA = """\
 host pgbouncer {admin} 127.0.0.1/32 trust
 host all {admin} 127.0.0.1/32 trust
 host all all 127.0.0.1/32 scram-sha-256
+local all all scram-sha-256
 """
 
 
@@ -65,8 +68,9 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def pgbouncer():
-    """A PgBouncer in front of the test server; yields (host, port)."""
+def pgbouncer_listening():
+    """A PgBouncer in front of the test server; yields its addresses: {"tcp": (host,
+    port), "socket": (folder, port)}."""
     binary = shutil.which("pgbouncer")
     if binary is None:
         if os.environ.get("CI") == "true":
@@ -104,16 +108,23 @@ def pgbouncer():
                 log = logfile.read_text() if logfile.exists() else ""
                 pytest.fail(f"pgbouncer did not start: {log[-2000:]}")
             time.sleep(0.1)
-    yield "127.0.0.1", port
+    yield {"tcp": ("127.0.0.1", port), "socket": (str(folder), port)}
     process.terminate()
     process.wait(timeout=10)
     shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
-def through_pgbouncer(pgbouncer, monkeypatch):
+def pgbouncer(pgbouncer_listening):
+    """The PgBouncer's TCP address (host, port)."""
+    return pgbouncer_listening["tcp"]
+
+
+@pytest.fixture(params=["tcp", "socket"])
+def through_pgbouncer(pgbouncer_listening, monkeypatch, request):
     """The primary server's tenants served through the PgBouncer (OXYGIS_DATABASE_POOLER),
-    and back to direct connections afterwards."""
+    over TCP or its Unix socket, and back to direct connections afterwards."""
+    pgbouncer = pgbouncer_listening[request.param]
     monkeypatch.setattr(settings, "DATABASE_POOLER", pgbouncer)
     default_server()
     _forget_registered()
@@ -159,7 +170,9 @@ def _tenant_login(tenant, pgbouncer, *, dbname=None, password=None, **options):
     )
 
 
-def test_requests_reach_each_tenant_through_the_pooler(through_pgbouncer, tenant_factory):
+def test_requests_reach_each_tenant_through_the_pooler(
+    through_pgbouncer, pgbouncer, tenant_factory
+):
     """C9: with a pooler configured, a tenant's requests are served through it (PgBouncer
     holds the process's pooled session), interleaved over two tenants, each seeing only
     its own rows; administration stays direct."""
@@ -174,7 +187,7 @@ def test_requests_reach_each_tenant_through_the_pooler(through_pgbouncer, tenant
             info = connections[alias].connection.info
             assert (info.host, info.port) == (through_pgbouncer[0], through_pgbouncer[1])
         assert names == [f"marker of {tenant.slug}"]
-    pools = _pools(through_pgbouncer)
+    pools = _pools(pgbouncer)
     assert pools.get((one.db_name, one.db_name), 0) >= 1  # our idle pooled session
     assert pools.get((two.db_name, two.db_name), 0) >= 1
     # A request, end to end, through the pooler.
@@ -183,18 +196,19 @@ def test_requests_reach_each_tenant_through_the_pooler(through_pgbouncer, tenant
 
 
 def test_the_pooler_refuses_a_wrong_password_and_another_tenants_database(
-    pgbouncer, tenant_factory
+    pgbouncer_listening, tenant_factory
 ):
-    """C9: the pooler does not weaken the server's barriers: a tenant role with a wrong
-    password is refused, and with its own password cannot open another tenant's
-    database."""
+    """C9: the pooler does not weaken the server's barriers, over TCP or its Unix socket:
+    a tenant role with a wrong password is refused, and with its own password cannot
+    open another tenant's database."""
     one, two = (tenant_factory().tenant for _ in range(2))
-    with _tenant_login(one, pgbouncer) as conn:
-        assert conn.execute("SELECT current_database()").fetchone()[0] == one.db_name
-    with pytest.raises(psycopg.OperationalError):
-        _tenant_login(one, pgbouncer, password="not-the-password")
-    with pytest.raises(psycopg.OperationalError):
-        _tenant_login(one, pgbouncer, dbname=two.db_name)
+    for address in pgbouncer_listening.values():
+        with _tenant_login(one, address) as conn:
+            assert conn.execute("SELECT current_database()").fetchone()[0] == one.db_name
+        with pytest.raises(psycopg.OperationalError):
+            _tenant_login(one, address, password="not-the-password")
+        with pytest.raises(psycopg.OperationalError):
+            _tenant_login(one, address, dbname=two.db_name)
 
 
 def test_suspending_a_tenant_ends_its_sessions_behind_the_pooler(through_pgbouncer, tenant_factory):

@@ -4,8 +4,10 @@ to the open server holding the fewest, and a closed server takes none."""
 from __future__ import annotations
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
 
+from oxygis.config import parse_pooler_address
 from oxygis.tenancy.models import DatabaseServer
 from tests.conftest import PG_ADMIN_URL, PREFIX, _pg_admin
 from tests.tenancy.test_cli import assert_one_line_error, oxygis
@@ -67,3 +69,16 @@ def test_the_server_list_shows_members_tenants_and_whether_it_is_open(second_ser
     assert listed.returncode == 0, listed.stderr
     row = next(line for line in listed.stdout.splitlines() if line.startswith("db2 "))
     assert "127.0.0.1:5432" in row and "zone-b" in row and " yes " in f"{row} "
+
+
+def test_a_pooler_is_a_host_and_port_or_an_absolute_socket_folder():
+    """A pooler beside the web host is reached through its Unix socket (libpq: a host
+    that is an absolute path is the socket's folder); anything else is refused in one
+    line before the first request, never at it."""
+    assert parse_pooler_address("10.0.0.5:6432", "X") == ("10.0.0.5", 6432)
+    assert parse_pooler_address("[::1]:6432", "X") == ("::1", 6432)
+    assert parse_pooler_address("/run/pgbouncer:6432", "X") == ("/run/pgbouncer", 6432)
+    for bad in ("run/pgbouncer:6432", "/run/pgbouncer", "/run/pg bouncer:6432", "pg:0"):
+        with pytest.raises(ImproperlyConfigured) as refused:
+            parse_pooler_address(bad, "OXYGIS_DATABASE_POOLER")
+        assert str(refused.value).startswith("OXYGIS_DATABASE_POOLER")

@@ -7,7 +7,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Count
 
-from oxygis.config import parse_host_port
+from oxygis.config import parse_pooler_address
 from oxygis.tenancy import servers
 from oxygis.tenancy.commands import write_table
 from oxygis.tenancy.models import DatabaseServer
@@ -28,7 +28,10 @@ class Command(BaseCommand):
             "the password from PGPASSWORD or ~/.pgpass, never here",
         )
         add.add_argument("--region", default="local", help="where it is (data location)")
-        add.add_argument("--pooler", help="host:port of a PgBouncer in front of it")
+        add.add_argument(
+            "--pooler",
+            help="host:port of a PgBouncer in front of it, or /socket/folder:port on this host",
+        )
         sub.add_parser("list", help="list the servers and how many tenants each holds")
         for action, text in (("close", "take no new tenants"), ("open", "take new tenants")):
             sub.add_parser(action, help=f"the server will {text}").add_argument("name")
@@ -44,7 +47,7 @@ class Command(BaseCommand):
             name,
             servers.entry_from_url(url, "--url"),
             region=region,
-            pooler=parse_host_port(pooler, "--pooler") if pooler else None,
+            pooler=parse_pooler_address(pooler, "--pooler") if pooler else None,
         )
         self.stdout.write(f"Database server {name} ({server.address}) takes new tenants.")
 
