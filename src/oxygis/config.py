@@ -92,28 +92,26 @@ def env_domain(name: str, default: str) -> str:
     return value
 
 
-def parse_host_port(value: str, what: str) -> tuple[str, int]:
-    """``host:port`` (``[v6]:port`` for an IPv6 address); ImproperlyConfigured naming
-    ``what`` otherwise."""
+def parse_pooler_address(value: str, what: str) -> tuple[str, int]:
+    """Where a connection pooler listens: ``host:port`` (``[v6]:port`` for an IPv6
+    address), or ``/socket/folder:port`` for one on this host (libpq's convention: a host
+    that is an absolute path names the folder holding the Unix socket
+    ``.s.PGSQL.<port>``); ImproperlyConfigured naming ``what`` otherwise."""
     host, sep, port = value.rpartition(":")
     host = host.removeprefix("[").removesuffix("]")
-    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+    if (
+        not sep
+        or not host
+        or not port.isdigit()
+        or not 1 <= int(port) <= 65535
+        or any(ch.isspace() or not ch.isprintable() for ch in host)
+    ):
         raise ImproperlyConfigured(f"{what} must be host:port, not {value!r}")
-    return host, int(port)
-
-
-def parse_pooler_address(value: str, what: str) -> tuple[str, int]:
-    """Where a connection pooler listens: ``host:port``, or ``/socket/folder:port`` for
-    one on this host (libpq's convention: a host that is an absolute path names the
-    folder holding the Unix socket ``.s.PGSQL.<port>``)."""
-    host, port = parse_host_port(value, what)
     if "/" in host and not host.startswith("/"):
         # libpq would take a relative path for a host name: say so now, not at the
         # first request.
         raise ImproperlyConfigured(f"{what}: a socket folder must be an absolute path")
-    if any(ch.isspace() or not ch.isprintable() for ch in host):
-        raise ImproperlyConfigured(f"{what} must be host:port, not {value!r}")
-    return host, port
+    return host, int(port)
 
 
 def env_pooler_address(name: str) -> tuple[str, int] | None:
