@@ -8,8 +8,11 @@ Personas (as healthchecks' alice/bob/charlie and Zulip's second realm):
 from __future__ import annotations
 
 import itertools
+import os
 import secrets
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -299,3 +302,56 @@ def own_catalog(tmp_path):
     else:
         env |= {"OXYGIS_DATABASE_URL": ""}
     return env
+
+
+def _alter_database(admin, name: str, clause: str) -> None:
+    """``ALTER DATABASE name WITH clause``, tried again when PostgreSQL reports that
+    another session changed the same pg_database row at that moment (a GRANT or REVOKE
+    on it, as ``default_server()`` makes on the catalog): that is a race, not a fault."""
+    import psycopg
+    from psycopg import sql
+
+    statement = sql.SQL("ALTER DATABASE {} WITH " + clause).format(sql.Identifier(name))
+    for attempt in range(10):
+        try:
+            admin.execute(statement)
+            return
+        except psycopg.errors.InternalError as error:
+            if "tuple concurrently updated" not in str(error) or attempt == 9:
+                raise
+            time.sleep(0.1)
+
+
+def cut_database(engine: str, name: str):
+    """Make a database unreachable, as an outage has it; return what brings it back.
+
+    PostgreSQL: ``name`` refuses new connections and its sessions are ended. SQLite:
+    the file at ``name`` is moved away and a folder, which SQLite cannot open, put in
+    its place."""
+    if engine.endswith("postgresql"):
+        import psycopg
+
+        from tests.conftest import PG_ADMIN_URL
+
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            _alter_database(admin, name, "ALLOW_CONNECTIONS false")
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                [name],
+            )
+
+        def back():
+            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+                _alter_database(admin, name, "ALLOW_CONNECTIONS true")
+
+        return back
+    path = Path(name)
+    away = path.with_name(path.name + ".away")
+    os.rename(path, away)
+    path.mkdir()
+
+    def back():
+        path.rmdir()
+        os.rename(away, path)
+
+    return back

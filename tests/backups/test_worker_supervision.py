@@ -20,7 +20,7 @@ from django.utils import timezone
 from oxygis.backups import monitor
 from oxygis.backups.models import Alert, WorkerHeartbeat
 from tests.conftest import ENGINE
-from tests.fixtures import mails_to
+from tests.fixtures import cut_database, mails_to
 from tests.tenancy.test_cli import oxygis
 
 
@@ -116,44 +116,8 @@ def test_a_hung_worker_is_killed_and_restarted(catalog):
 def _cut_the_catalog(env):
     """An outage of the catalog, as the engine has it: connections refused."""
     if ENGINE == "postgresql":
-        import psycopg
-        from psycopg import sql
-
-        from tests.conftest import PG_ADMIN_URL
-
-        name = env["OXYGIS_DATABASE_URL"].rsplit("/", 1)[1]
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(
-                    sql.Identifier(name)
-                )
-            )
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-                [name],
-            )
-
-        def back():
-            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-                admin.execute(
-                    sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true").format(
-                        sql.Identifier(name)
-                    )
-                )
-
-        return back
-    from pathlib import Path
-
-    path = Path(env["OXYGIS_VAR_DIR"]) / "catalog.sqlite3"
-    away = path.with_name("catalog.away")
-    os.rename(path, away)
-    path.mkdir()  # in its place, something SQLite cannot open
-
-    def back():
-        path.rmdir()
-        os.rename(away, path)
-
-    return back
+        return cut_database(ENGINE, env["OXYGIS_DATABASE_URL"].rsplit("/", 1)[1])
+    return cut_database(ENGINE, os.path.join(env["OXYGIS_VAR_DIR"], "catalog.sqlite3"))
 
 
 def test_the_worker_survives_a_catalog_outage_and_backs_up_what_came_after(catalog, tmp_path):

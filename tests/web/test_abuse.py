@@ -13,7 +13,6 @@ import os
 import socket
 import ssl
 import time
-from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -26,6 +25,7 @@ from oxygis.tenancy.databases import tenant_context
 from oxygis.tenancy.engines import engine_for
 from tests.accounts.test_signin import make_user
 from tests.conftest import ENGINE
+from tests.fixtures import cut_database
 from tests.served import Served, free_port, sign_in_over_https
 from tests.tenancy.test_cli import oxygis
 
@@ -187,39 +187,6 @@ def test_every_secret_check_pays_the_shared_limiter(alpha, kind):
     assert refused.status_code == 429 and int(refused["Retry-After"]) > 0
 
 
-def _cut(entry: dict) -> callable:
-    """Make the database behind ``entry`` unreachable; return what brings it back."""
-    if entry["ENGINE"].endswith("postgresql"):
-        import psycopg
-        from psycopg import sql
-
-        from tests.conftest import PG_ADMIN_URL
-
-        name = sql.Identifier(entry["NAME"])
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-            admin.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(name))
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-                [entry["NAME"]],
-            )
-
-        def back():
-            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-                admin.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true").format(name))
-
-        return back
-    path = Path(entry["NAME"])
-    away = path.with_name(path.name + ".away")
-    os.rename(path, away)
-    path.mkdir()  # something SQLite cannot open, in its place
-
-    def back():
-        path.rmdir()
-        os.rename(away, path)
-
-    return back
-
-
 def test_an_unreachable_tenant_database_is_a_clean_503(tenant_factory, caplog):
     """Outage: while a tenant's database cannot be reached, its pages answer the 503 page
     and its API JSON, with Retry-After, and the log has one line for the episode, not a
@@ -238,7 +205,8 @@ def test_an_unreachable_tenant_database_is_a_clean_503(tenant_factory, caplog):
     page.sign_in("admin", made.admin_password)  # its pages now read the tenant's database
     api = HttpsClient(host, raise_request_exception=False, HTTP_AUTHORIZATION=f"Bearer {token}")
     connections.close_all()
-    back = _cut(engine_for(tenant.database_server).tenant_entry(tenant))
+    entry = engine_for(tenant.database_server).tenant_entry(tenant)
+    back = cut_database(entry["ENGINE"], entry["NAME"])
     try:
         with caplog.at_level(logging.INFO):
             answers = [page.get("/") for _ in range(5)]
@@ -272,7 +240,7 @@ def test_an_unreachable_catalog_is_a_clean_503_for_the_served_site(tmp_path, own
             }
         else:
             entry = {"ENGINE": "sqlite3", "NAME": str(tmp_path / "catalog.sqlite3")}
-        back = _cut(entry)
+        back = cut_database(entry["ENGINE"], entry["NAME"])
         try:
             pages = [server.request("demo.localhost", "GET", "/accounts/login/") for _ in range(5)]
             api = server.request("demo.localhost", "GET", "/api/v1/orders")
