@@ -110,6 +110,8 @@ INSTALLED_APPS = [
 AUTH_USER_MODEL = "accounts.User"
 
 MIDDLEWARE = [
+    # Outermost: one access-log line for every answer, with its X-Request-ID (C17).
+    "oxygis.audit.accesslog.AccessLogMiddleware",
     # Trusted-proxy headers first, so that everything after sees the real scheme and peer.
     "oxygis.tenancy.middleware.TrustedProxyMiddleware",
     # Logs the end of a database outage (web/outages.py) at the first good answer.
@@ -345,6 +347,20 @@ PITR_RECOVERY_SECONDS = config.env_int("PITR_RECOVERY_SECONDS", 6 * 3600, minimu
 # --- security.txt (S10) -----------------------------------------------------------
 SECURITY_CONTACT = config.env_str("SECURITY_CONTACT") or "mailto:security@oxygis.eu"
 
+# --- access log and audit trail (C17) ----------------------------------------------
+# One JSON line per request (audit/accesslog.py): to stdout, or to daily files named
+# after this path (access.log -> access.2026-12-06.log), kept this many days.
+ACCESS_LOG_FILE = config.env_str("ACCESS_LOG_FILE") or ""
+ACCESS_LOG_RETENTION_DAYS = config.env_int("ACCESS_LOG_RETENTION_DAYS", 400, minimum=1)
+# The worker signs each database's audit chain this often (and before each backup).
+AUDIT_SEAL_MINUTES = config.env_int("AUDIT_SEAL_MINUTES", 60, minimum=1)
+# Audit events older than this go, a whole signed segment at a time (0: kept forever).
+AUDIT_RETENTION_DAYS = config.env_int("AUDIT_RETENTION_DAYS", 400, minimum=0)
+# Suspicious patterns (audit/patterns.py), counted over the last hour: failed sign-ins
+# in one tenant, refusals of existing objects to one actor.
+ALERT_FAILED_SIGNINS_PER_HOUR = config.env_int("ALERT_FAILED_SIGNINS_PER_HOUR", 50, minimum=1)
+ALERT_REFUSALS_PER_HOUR = config.env_int("ALERT_REFUSALS_PER_HOUR", 20, minimum=1)
+
 # --- logging: one line per event, nothing secret ----------------------------------
 LOGGING = {
     "version": 1,
@@ -355,6 +371,9 @@ LOGGING = {
     "loggers": {
         "django.security.DisallowedHost": {"level": "ERROR"},
         "axes": {"level": "WARNING"},  # one INFO line per sign-in is noise; audit has it
+        # Its "Not Found: /path" lines would repeat the access log, and paths may hold
+        # tokens (the access log redacts them); errors (5xx) are still logged.
+        "django.request": {"level": "ERROR"},
     },
 }
 

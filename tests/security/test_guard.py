@@ -16,6 +16,7 @@ RULES = {
     ),
     "unescaped output (S3)": re.compile(r"mark_safe|\|\s*safe\b|autoescape\s+off|format_html\("),
     "CSRF exemption (S4)": re.compile(r"csrf_exempt|@csrf_token_only"),
+    "audit rows changed (C17)": re.compile(r"AuditEvent\b.*\.(update|delete|bulk_update)\("),
     "code or shell from strings (S5)": re.compile(
         r"\beval\(|\bexec\(|shell=True|pickle\.loads|__import__\(|import_module\(\s*request"
     ),
@@ -48,7 +49,12 @@ ALLOWED = {
         "of a cluster, which the ORM has no call for; no input in them",
     },
     "tenancy/engines/sqlite.py": {
-        "raw SQL (S2)": "PRAGMA wal_checkpoint before a swap; no input in it",
+        "raw SQL (S2)": "PRAGMA wal_checkpoint before a swap, and the audit retention's "
+        "DELETE of a signed segment (C17); the bound is a parameter",
+    },
+    "audit/chain.py": {
+        "raw SQL (S2)": "pg_advisory_xact_lock(), which the ORM has no call for, so that "
+        "appends to the audit chain are serialised; the key is a constant parameter",
     },
     "tenancy/engines/postgresql.py": {
         "raw SQL (S2)": "DDL for roles, databases and ownership, which the ORM cannot build; "
@@ -82,6 +88,8 @@ def violations(path: str, text: str) -> list[str]:
         ("{% autoescape off %}", "unescaped output (S3)"),
         ("@csrf_exempt", "CSRF exemption (S4)"),
         ("@csrf_token_only", "CSRF exemption (S4)"),
+        ("AuditEvent.objects.filter(seq=3).update(actor='x')", "audit rows changed (C17)"),
+        ("AuditEvent.objects.all().delete()", "audit rows changed (C17)"),
         ("eval(expression)", "code or shell from strings (S5)"),
         ("subprocess.run(cmd, shell=True)", "code or shell from strings (S5)"),
     ],
@@ -100,6 +108,7 @@ def test_guard_catches_bad_examples(line, rule):
         "retrieval = evaluate(x)",
         'subprocess.run(["pg_dump", name])',
         "safe_name = slugify(name)",
+        "AuditEvent.objects.filter(action=action)",
         "return super().execute(*args, **options)",
     ],
 )

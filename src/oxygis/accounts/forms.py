@@ -2,6 +2,7 @@ from django import forms
 from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm, PasswordResetForm
 from django.contrib.auth.models import Group, Permission
 
+from oxygis.audit.events import ACTIONS
 from oxygis.core import limiter
 from oxygis.core.text import validate_single_line
 from oxygis.tenancy.context import current_tenant
@@ -165,3 +166,30 @@ class ResetRequestForm(PasswordResetForm):
             to_email,
             html_email_template_name,
         )
+
+
+class AuditFilterForm(forms.Form):
+    """The audit page's filters (C17): who, what, from when to when (UTC days)."""
+
+    actor = forms.CharField(required=False, max_length=150, label="By")
+    action = forms.ChoiceField(required=False, label="Event")
+    since = forms.DateField(required=False, label="From", widget=forms.DateInput({"type": "date"}))
+    until = forms.DateField(required=False, label="To", widget=forms.DateInput({"type": "date"}))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["action"].choices = [("", "Any"), *sorted(ACTIONS.items(), key=lambda i: i[1])]
+
+    def filtered(self, events):
+        if not self.is_bound or not self.is_valid():
+            return events
+        data = self.cleaned_data
+        if data["actor"]:
+            events = events.filter(actor__iexact=data["actor"])
+        if data["action"]:
+            events = events.filter(action=data["action"])
+        if data["since"]:
+            events = events.filter(at__date__gte=data["since"])
+        if data["until"]:
+            events = events.filter(at__date__lte=data["until"])
+        return events

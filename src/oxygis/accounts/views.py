@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from axes.models import AccessAttempt
 from django.conf import settings
 from django.contrib import messages
@@ -23,6 +25,7 @@ from django_otp.plugins.otp_static.models import StaticToken
 from oxygis.audit.events import ACTIONS, record
 from oxygis.audit.models import AuditEvent
 from oxygis.core import limiter
+from oxygis.core.csvexport import csv_download
 from oxygis.core.limiter import guards_secrets, secret_was_right
 from oxygis.tenancy.credentials import note_revoked
 from oxygis.tenancy.models import CredentialEvent
@@ -31,6 +34,7 @@ from . import actions, twofactor
 from .apikeys import create_key, revoke_key
 from .forms import (
     ApiKeyForm,
+    AuditFilterForm,
     CodeForm,
     EmailChangeForm,
     InviteForm,
@@ -408,8 +412,35 @@ def policy(request):
 
 @permission_required("audit.view_auditevent", raise_exception=True)
 def audit_log(request):
-    page = Paginator(AuditEvent.objects.all(), 50).get_page(request.GET.get("page"))
-    return render(request, "accounts/audit.html", {"page": page, "labels": ACTIONS})
+    """The tenant's audit trail, filtered by actor, action and dates; as CSV on request."""
+    form = AuditFilterForm(request.GET or None)
+    events = form.filtered(AuditEvent.objects.all())
+    if request.GET.get("format") == "csv":
+        return csv_download(
+            "audit-log.csv",
+            ("seq", "at_utc", "action", "event", "actor", "target", "ip", "details"),
+            (
+                (
+                    e.seq,
+                    f"{e.at:%Y-%m-%d %H:%M:%S}",
+                    e.action,
+                    ACTIONS.get(e.action, e.action),
+                    e.actor,
+                    e.target,
+                    e.ip or "",
+                    json.dumps(e.details, ensure_ascii=False),
+                )
+                for e in events.iterator(chunk_size=2000)
+            ),
+        )
+    page = Paginator(events, 50).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "accounts/audit.html",
+        {"page": page, "labels": ACTIONS, "form": form, "query": query.urlencode()},
+    )
 
 
 # --- API keys ------------------------------------------------------------------------

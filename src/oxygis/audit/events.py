@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
+from django.db import router, transaction
+from django.utils import timezone
+
+from . import patterns
+from .chain import GENESIS, chain_head, link_hash, lock_chain
 from .models import AuditEvent
 
 # The actions recorded, with the words the audit page shows.
@@ -31,6 +38,7 @@ ACTIONS = {
     "session.revoked": "Session ended",
     "policy.changed": "Security policy changed",
     "access.system": "System access beyond user rights",
+    "access.refused": "Refused an existing object",
     "apikey.created": "API key created",
     "apikey.revoked": "API key revoked",
     "portal.sent": "Order sent to the customer",
@@ -46,17 +54,38 @@ ACTIONS = {
 
 
 def record(action: str, *, request=None, actor=None, target: str = "", **details) -> AuditEvent:
+    """Append one event to the audit chain of the database in use.
+
+    Call it inside the transaction of the change it records: both commit, or neither.
+    The chain is locked until that transaction ends (``chain.lock_chain``), so events
+    from concurrent requests take consecutive numbers."""
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}")
     if actor is None and request is not None:
         user = getattr(request, "user", None)
         actor = user if user is not None and user.is_authenticated else None
     ip = request.META.get("REMOTE_ADDR") if request is not None else None
-    return AuditEvent.objects.create(
-        action=action,
-        actor_id=actor.pk if actor is not None else None,
-        actor=actor.get_username() if actor is not None else "",
-        target=target,
-        ip=ip or None,
-        details=details,
-    )
+    alias = router.db_for_write(AuditEvent)
+    with transaction.atomic(using=alias):
+        lock_chain(alias)
+        head = chain_head(alias)
+        seq, prev_hash = (head[0] + 1, head[1]) if head else (1, GENESIS)
+        event = AuditEvent(
+            seq=seq,
+            at=timezone.now(),
+            action=action,
+            actor_id=actor.pk if actor is not None else None,
+            actor=actor.get_username()[:200] if actor is not None else "",
+            target=target[:200],
+            # Stored as the database will give it back, so that the hash still matches.
+            ip=_IP_FIELD.get_prep_value(ip or None),
+            details=json.loads(json.dumps(details)),
+            prev_hash=prev_hash,
+        )
+        event.hash = link_hash(prev_hash, event)
+        event.save(using=alias, force_insert=True)
+    patterns.observe(event)
+    return event
+
+
+_IP_FIELD = AuditEvent._meta.get_field("ip")

@@ -7,6 +7,7 @@ e-mail, until the condition clears.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -67,3 +68,26 @@ def resolve_alerts_about(backup_id_hex: str) -> int:
     if resolved:
         log.info("%d alert(s) about pruned backup %s resolved", resolved, backup_id_hex[:12])
     return resolved
+
+
+def alert_on_suspicion(sender, *, key: str, message: str, **_) -> None:
+    """A suspicious pattern in an audit trail (audit/patterns.py) is an alert like any
+    other; it must never break the request that revealed it."""
+    try:
+        raise_alert(key, message)
+    except Exception as exc:
+        log.error("could not raise alert %s: %s", key, exc)
+
+
+QUIET_AFTER = timedelta(hours=1)
+
+
+def resolve_quiet_suspicions(now=None) -> int:
+    """A suspicious pattern not seen again for an hour is over."""
+    now = now or timezone.now()
+    quiet = Alert.objects.filter(
+        resolved_at__isnull=True,
+        key__startswith="suspicious-",
+        last_seen_at__lt=now - QUIET_AFTER,
+    )
+    return quiet.update(resolved_at=now)

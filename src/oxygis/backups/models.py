@@ -381,3 +381,28 @@ class Drill(models.Model):
 
     def __str__(self) -> str:
         return f"DR drill from {self.site} at {self.started_at:%Y-%m-%d %H:%M}: {self.state}"
+
+
+class AuditDigest(models.Model):
+    """A signed statement of one database's audit chain (C17): "event #seq of database
+    ``target`` had hash ``head_hash`` at ``signed_at``", signed with the platform's
+    Ed25519 key (backups/keys.py) and copied to every backup site. ``kind`` PRUNED marks
+    where retention cut the chain's oldest events off: verification starts there."""
+
+    HEAD, PRUNED = "head", "pruned"
+
+    target = models.CharField(max_length=64, db_index=True, editable=False)  # as Backup.target
+    label = models.CharField(max_length=64, editable=False)
+    kind = models.CharField(max_length=8, choices=[(HEAD, HEAD), (PRUNED, PRUNED)], editable=False)
+    seq = models.BigIntegerField(editable=False)
+    head_hash = models.CharField(max_length=64, editable=False)
+    signed_at = models.DateTimeField(editable=False)
+    key_id = models.CharField(max_length=16, editable=False)
+    signature = models.CharField(max_length=100, editable=False)
+
+    class Meta:
+        ordering = ["target", "seq", "signed_at"]
+        indexes = [models.Index(fields=["target", "-signed_at"], name="audit_digest_latest")]
+
+    def __str__(self) -> str:
+        return f"{self.label} #{self.seq} ({self.kind}, {self.signed_at:%Y-%m-%d %H:%M})"

@@ -385,6 +385,7 @@ def restore_one(item: RecoveredTenant, site: Site, keys) -> None:
     restore_stream(backup, ref, prepare, discard, sites=[site], keys=keys)
     check_restored(ref, backup.manifest)
     _migrate(entry)
+    engine.protect_audit(tenant)
     distrust(entry, tenant, backup.started_at, fresh_copy=False)
     raise_order_counter(entry, highest_known_order_number(tenant))
     forget_tenant_database(tenant)

@@ -202,6 +202,7 @@ def _side_by_side(restore: Restore, *, sites, keys, progress) -> str:
         site = origin.fill(ref, prepare, discard, progress)
         restore.site = site[:500]
         _migrate(entry)
+        engine.protect_audit(tenant)
         # A new workspace: no session, key or link of the original is valid in it, and
         # it never gives out an order number the original already has.
         forgotten = distrust(entry, source, origin.taken_at, fresh_copy=True)
@@ -267,6 +268,7 @@ def _live(restore: Restore, *, sites, keys, progress) -> str:
         restore.site = site[:500]
         try:
             _migrate(entry)
+            engine.protect_audit(tenant, replacement)
         except BaseException:
             discard()
             raise

@@ -18,10 +18,11 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
+from oxygis.audit import accesslog
 from oxygis.core import limiter
 from oxygis.tenancy import replication
 
-from . import alerts, credentials, drill, monitor, pitr, restore, swaps
+from . import alerts, credentials, digests, drill, monitor, pitr, restore, swaps
 from .keys import configured_keys
 from .leases import HOST, LeaseHeld
 from .models import Backup, Restore, WorkerHeartbeat
@@ -188,6 +189,12 @@ class Worker:
         if self.restore_tests and drill.drill_due(now):
             self._step("DR drill", drill.run_drill)
         self._step("kept databases", swaps.expire_kept_databases, now)
+        # The audit trails (C17): signed each hour, pruned a whole signed segment at a time.
+        self._step("audit seals", digests.seal_due, now, keys=self.keys, sites=sites)
+        for target in pruned.values():
+            self._step("audit retention", digests.prune, target, now, keys=self.keys, sites=sites)
+        self._step("suspicious patterns", alerts.resolve_quiet_suspicions, now)
+        self._step("access log retention", accesslog.prune_files, now)
         self._step("limiter buckets", limiter.prune, now)
         self._step("credential events", credentials.prune_events, now)
         self.heartbeat.beat(passed=True)
@@ -211,6 +218,8 @@ class Worker:
         return done
 
     def _backup(self, target, sites):
+        # The backup carries the chain as signed a moment before (C17).
+        self._step("audit seal", digests.seal, target, keys=self.keys, sites=sites)
         return run_backup(
             target, sites=sites, keys=self.keys, scheduled=True, progress=self._progress
         )

@@ -4,11 +4,13 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import ValidationError
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from oxygis.access.actors import PortalActor, acting_as
+from oxygis.access.lookups import get_visible_or_404
+from oxygis.audit import accesslog
 from oxygis.core import limiter
 from oxygis.core.text import validate_single_line
 from oxygis.sales.models import Order
@@ -56,6 +58,7 @@ def order_page(request):
         return _private(limiter.limited_response(request, exc))
     if link is None:
         return _private(render(request, "404.html", status=404))
+    accesslog.note(request, portal_link_id=link.pk)
     with acting_as(PortalActor(link.order_id)):
         order = (
             Order.objects.select_related("customer", "salesperson").filter(pk=link.order_id).first()
@@ -106,7 +109,7 @@ def order_page(request):
 
 @require_POST
 def send_link(request, pk: int):
-    order = get_object_or_404(Order, pk=pk)
+    order = get_visible_or_404(Order, pk=pk)
     try:
         link = services.send_order(request, order)
     except ValidationError as exc:
@@ -118,7 +121,7 @@ def send_link(request, pk: int):
 
 @require_POST
 def revoke_link(request, pk: int):
-    order = get_object_or_404(Order, pk=pk)
+    order = get_visible_or_404(Order, pk=pk)
     count = services.revoke_links(request, order)
     messages.success(request, f"{count} link(s) revoked.")
     return redirect("order", pk=order.pk)

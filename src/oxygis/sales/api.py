@@ -8,15 +8,16 @@ from typing import Annotated, Literal
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError
 from django.http import Http404
-from django.shortcuts import get_object_or_404
 from ninja import Field, NinjaAPI, Query, Router, Schema, Status
 from ninja.pagination import LimitOffsetPagination, paginate
 from ninja.security import HttpBearer, SessionAuth
 from pydantic import field_validator
 
 from oxygis.access.actors import NoActor, ReadOnlyActor, bind_actor_for_request
+from oxygis.access.lookups import get_visible_or_404
 from oxygis.accounts.apikeys import KeyRefused, authenticate_token
 from oxygis.accounts.models import ApiKey
+from oxygis.audit import accesslog
 from oxygis.core import limiter
 from oxygis.core.converters import MAX_ID
 
@@ -38,6 +39,7 @@ class ApiKeyAuth(HttpBearer):
             limiter.take(limiter.SECRET_CHECKS, address)
             return None
         request.user = key.user
+        accesslog.note(request, api_key_id=key.pk)
         bind_actor_for_request(
             key.user if key.scope == ApiKey.READ_WRITE else ReadOnlyActor(key.user)
         )
@@ -219,7 +221,7 @@ class OrderOut(Schema):
 
 # --- helpers --------------------------------------------------------------------------
 def _line_input(data: LineIn) -> services.LineInput:
-    product = get_object_or_404(Product, pk=data.product_id) if data.product_id else None
+    product = get_visible_or_404(Product, pk=data.product_id) if data.product_id else None
     if product is None and (not data.description or data.unit_price is None):
         raise ValidationError("a line without a product needs a description and a unit_price")
     return services.LineInput(
@@ -254,12 +256,12 @@ def list_contacts(request, q: str = Query("", max_length=100, pattern=r"^[^\x00]
 
 @contacts.get("/{id:contact_id}", response=ContactOut)
 def get_contact(request, contact_id: Id):
-    return get_object_or_404(Contact, pk=contact_id)
+    return get_visible_or_404(Contact, pk=contact_id)
 
 
 def _parent(values: dict) -> dict:
     if values.get("parent_id") is not None:
-        values["parent"] = get_object_or_404(Contact, pk=values.pop("parent_id"))
+        values["parent"] = get_visible_or_404(Contact, pk=values.pop("parent_id"))
     else:
         values.pop("parent_id", None)
     return values
@@ -272,7 +274,7 @@ def create_contact(request, data: ContactIn):
 
 @contacts.patch("/{id:contact_id}", response=ContactOut)
 def update_contact(request, contact_id: Id, data: ContactPatch):
-    contact = get_object_or_404(Contact, pk=contact_id)
+    contact = get_visible_or_404(Contact, pk=contact_id)
     return _apply(contact, _parent(data.dict(exclude_unset=True)))
 
 
@@ -293,7 +295,7 @@ def list_products(
 
 @products.get("/{id:product_id}", response=ProductOut)
 def get_product(request, product_id: Id):
-    return get_object_or_404(Product, pk=product_id)
+    return get_visible_or_404(Product, pk=product_id)
 
 
 @products.post("", response={201: ProductOut})
@@ -303,7 +305,7 @@ def create_product(request, data: ProductIn):
 
 @products.patch("/{id:product_id}", response=ProductOut)
 def update_product(request, product_id: Id, data: ProductPatch):
-    return _apply(get_object_or_404(Product, pk=product_id), data.dict(exclude_unset=True))
+    return _apply(get_visible_or_404(Product, pk=product_id), data.dict(exclude_unset=True))
 
 
 # --- orders --------------------------------------------------------------------------
@@ -332,7 +334,7 @@ def _order_out(order_id: int) -> Order:
     response is serialized, where a database failure (a failover) would surface as a
     schema error, a 500, instead of the outage's 503. Read again through the access
     layer after a write."""
-    return get_object_or_404(Order.objects.prefetch_related("lines"), pk=order_id)
+    return get_visible_or_404(Order.objects.prefetch_related("lines"), pk=order_id)
 
 
 @orders.get("/{id:order_id}", response=OrderOut)
@@ -344,9 +346,9 @@ def get_order(request, order_id: Id):
 def create_order(request, data: OrderIn):
     from django.contrib.auth import get_user_model
 
-    customer = get_object_or_404(Contact, pk=data.customer_id)
+    customer = get_visible_or_404(Contact, pk=data.customer_id)
     salesperson = (
-        get_object_or_404(get_user_model(), pk=data.salesperson_id, is_active=True)
+        get_visible_or_404(get_user_model(), pk=data.salesperson_id, is_active=True)
         if data.salesperson_id
         else request.user
     )
@@ -361,10 +363,10 @@ def create_order(request, data: OrderIn):
 
 @orders.patch("/{id:order_id}", response=OrderOut)
 def update_order(request, order_id: Id, data: OrderPatch):
-    order = get_object_or_404(Order, pk=order_id)
+    order = get_visible_or_404(Order, pk=order_id)
     values = data.dict(exclude_unset=True)
     if values.get("customer_id") is not None:
-        values["customer"] = get_object_or_404(Contact, pk=values.pop("customer_id"))
+        values["customer"] = get_visible_or_404(Contact, pk=values.pop("customer_id"))
     values.pop("customer_id", None)
     if values.get("currency"):
         values["currency"] = values["currency"].upper()
@@ -374,20 +376,20 @@ def update_order(request, order_id: Id, data: OrderPatch):
 
 @orders.post("/{id:order_id}/lines", response={201: OrderOut})
 def add_line(request, order_id: Id, data: LineIn):
-    order = get_object_or_404(Order, pk=order_id)
+    order = get_visible_or_404(Order, pk=order_id)
     services.save_line(order, _line_input(data))
     return Status(201, _order_out(order.pk))
 
 
 @orders.post("/{id:order_id}/confirm", response=OrderOut)
 def confirm_order(request, order_id: Id):
-    services.confirm_order(get_object_or_404(Order, pk=order_id), channel="api")
+    services.confirm_order(get_visible_or_404(Order, pk=order_id), channel="api")
     return _order_out(order_id)
 
 
 @orders.post("/{id:order_id}/cancel", response=OrderOut)
 def cancel_order(request, order_id: Id):
-    services.cancel_order(get_object_or_404(Order, pk=order_id))
+    services.cancel_order(get_visible_or_404(Order, pk=order_id))
     return _order_out(order_id)
 
 

@@ -7,9 +7,11 @@ from dataclasses import dataclass
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
+
+from oxygis.access.lookups import get_visible_or_404
 
 from . import services
 from .forms import ContactForm, LineForm, OrderForm, ProductForm
@@ -38,7 +40,7 @@ def contacts(request):
 
 
 def contact_edit(request, pk: int | None = None):
-    contact = get_object_or_404(Contact, pk=pk) if pk else None
+    contact = get_visible_or_404(Contact, pk=pk) if pk else None
     form = ContactForm(request.POST or None, instance=contact)
     if request.method == "POST" and form.is_valid():
         form.save()
@@ -67,7 +69,7 @@ def products(request):
 
 
 def product_edit(request, pk: int | None = None):
-    product = get_object_or_404(Product, pk=pk) if pk else None
+    product = get_visible_or_404(Product, pk=pk) if pk else None
     form = ProductForm(request.POST or None, instance=product)
     if request.method == "POST" and form.is_valid():
         form.save()
@@ -167,7 +169,7 @@ def order_new(request):
 
 
 def order(request, pk: int):
-    order = get_object_or_404(Order.objects.select_related("customer", "salesperson"), pk=pk)
+    order = get_visible_or_404(Order.objects.select_related("customer", "salesperson"), pk=pk)
     context = _line_form(request, reverse("order", args=[order.pk]))
     return render(request, "sales/order.html", {"order": order, **context})
 
@@ -193,7 +195,7 @@ def _lines_partial(request, order, refused=None):
 
 @require_POST
 def line_add(request, pk: int):
-    order = get_object_or_404(Order, pk=pk)
+    order = get_visible_or_404(Order, pk=pk)
     context = _line_form(request, reverse("order", args=[order.pk]), data=request.POST)
     form = context["line_form"]
     if form.is_valid():
@@ -225,8 +227,8 @@ def line_add(request, pk: int):
 
 @require_POST
 def line_delete(request, pk: int, line_pk: int):
-    order = get_object_or_404(Order, pk=pk)
-    line = get_object_or_404(OrderLine, pk=line_pk, order=order)
+    order = get_visible_or_404(Order, pk=pk)
+    line = get_visible_or_404(OrderLine, pk=line_pk, order=order)
     try:
         services.delete_line(order, line)
     except ValidationError as exc:
@@ -246,7 +248,7 @@ TRANSITIONS = {
 
 @require_POST
 def order_transition(request, pk: int, action: str):
-    order = get_object_or_404(Order, pk=pk)
+    order = get_visible_or_404(Order, pk=pk)
     if action not in TRANSITIONS:
         return redirect("order", pk=order.pk)
     do, done = TRANSITIONS[action]

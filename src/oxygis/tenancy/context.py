@@ -45,6 +45,11 @@ def using_database(alias: str) -> Iterator[str]:
         _current_database.reset(token)
 
 
+def bound_tenant():
+    """The tenant bound to this unit of work, or None (for labels in logs, never access)."""
+    return _current_tenant.get()
+
+
 def current_tenant():
     """The tenant whose database is bound (``tenant_context``); refuses if none is."""
     tenant = _current_tenant.get()

@@ -132,6 +132,21 @@ class Engine(Protocol):
         server. Only PostgreSQL has such names; a drill on SQLite removes its folder."""
         raise NotImplementedError
 
+    # --- the audit trail (C17) ---------------------------------------------------------
+    def protect_audit(self, tenant, name: str | None = None) -> None:
+        """Leave the tenant's role (on ``name``, else its live database) able to read and
+        add audit events, never to change or delete them. Engines without roles: no-op;
+        there the hash chain and signed digests still catch any change."""
+
+    def release_audit(self, tenant, name: str | None = None) -> None:
+        """Give the audit tables back to the tenant's role for the length of a migration
+        that changes them (``protect_audit`` follows)."""
+
+    def prune_audit(self, entry: dict, before_seq: int) -> int:
+        """Delete the audit events numbered below ``before_seq`` from the database of
+        ``entry``, with the rights the tenant's role lacks; return how many."""
+        raise NotImplementedError
+
     # --- shared ---------------------------------------------------------------------
     def ensure_template(self, *, verbosity: int = 0) -> None:
         """Bring the template database to the current migrations (a no-op when it is)."""

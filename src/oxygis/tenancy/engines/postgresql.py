@@ -36,6 +36,10 @@ WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
 """
 
 
+# Tables the tenant's role may read and add to, never change (C17, ``protect_audit``).
+_AUDIT_TABLES = ("audit_auditevent",)
+
+
 # Tenant roles log in with a random 256-bit secret (secrets.token_urlsafe(32)), never a
 # password a person chose. Key stretching (RFC 7677's 4,096 rounds) only slows guessing a
 # weak password from a stolen verifier; against a 256-bit secret guessing is hopeless at
@@ -223,7 +227,40 @@ class PostgreSQLEngine(Engine):
             conn.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(name))
             for (relation,) in conn.execute(_OWNED_RELATIONS).fetchall():
                 conn.execute(sql.SQL("ALTER TABLE {} OWNER TO {}").format(sql.SQL(relation), name))
+        self.protect_audit(tenant)
         return seal(password)
+
+    def protect_audit(self, tenant, name: str | None = None) -> None:
+        # Owned by the server's administrative role, the audit table cannot be changed
+        # by the tenant's role, nor can that role take the rights back (an owner could).
+        role = sql.Identifier(tenant.db_name)
+        with self.admin(name or tenant.db_name) as conn, conn.transaction():
+            for table in _AUDIT_TABLES:
+                conn.execute(
+                    sql.SQL("ALTER TABLE {} OWNER TO {}").format(
+                        sql.Identifier(table), sql.Identifier(self.server.admin_user)
+                    )
+                )
+                conn.execute(
+                    sql.SQL("REVOKE ALL ON {} FROM {}").format(sql.Identifier(table), role)
+                )
+                conn.execute(
+                    sql.SQL("GRANT SELECT, INSERT ON {} TO {}").format(sql.Identifier(table), role)
+                )
+
+    def release_audit(self, tenant, name: str | None = None) -> None:
+        role = sql.Identifier(tenant.db_name)
+        with self.admin(name or tenant.db_name) as conn, conn.transaction():
+            for table in _AUDIT_TABLES:
+                conn.execute(
+                    sql.SQL("ALTER TABLE {} OWNER TO {}").format(sql.Identifier(table), role)
+                )
+
+    def prune_audit(self, entry: dict, before_seq: int) -> int:
+        with self.admin(entry["NAME"]) as conn:
+            return conn.execute(
+                "DELETE FROM audit_auditevent WHERE seq < %s", [before_seq]
+            ).rowcount
 
     def revoke_public_connect(self, dbname: str) -> None:
         with self.admin() as conn:

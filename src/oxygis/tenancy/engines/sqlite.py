@@ -109,6 +109,16 @@ class SQLiteEngine(Engine):
         for path in (base, Path(f"{base}-wal"), Path(f"{base}-shm"), Path(f"{base}.partial")):
             path.unlink(missing_ok=True)
 
+    def prune_audit(self, entry: dict, before_seq: int) -> int:
+        conn = sqlite3.connect(entry["NAME"], timeout=SQLITE_OPTIONS["timeout"])
+        try:
+            with conn:
+                return conn.execute(
+                    "DELETE FROM audit_auditevent WHERE seq < ?", [before_seq]
+                ).rowcount
+        finally:
+            conn.close()
+
     def swap_databases(self, tenant, replacement: str, previous: str) -> None:
         """Put ``replacement`` under the tenant's name, keeping the old database, with
         its write-ahead log, as ``previous``.
