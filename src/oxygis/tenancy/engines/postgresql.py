@@ -247,6 +247,13 @@ class PostgreSQLEngine(Engine):
                 conn.execute(
                     sql.SQL("GRANT SELECT, INSERT ON {} TO {}").format(sql.Identifier(table), role)
                 )
+                # pg_dump, run as the tenant's role, reads the id sequence's position too.
+                (sequence,) = conn.execute(
+                    "SELECT pg_get_serial_sequence(%s, 'id')", [table]
+                ).fetchone()
+                conn.execute(
+                    sql.SQL("GRANT SELECT ON SEQUENCE {} TO {}").format(sql.SQL(sequence), role)
+                )
 
     def release_audit(self, tenant, name: str | None = None) -> None:
         role = sql.Identifier(tenant.db_name)
