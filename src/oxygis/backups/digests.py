@@ -20,7 +20,6 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import DatabaseError
-from django.db.models import Max
 from django.utils import timezone
 
 from oxygis.audit.chain import Break, chain_events, chain_head, walk
@@ -28,12 +27,13 @@ from oxygis.audit.models import AuditEvent
 from oxygis.tenancy.context import CATALOG
 from oxygis.tenancy.databases import tenant_context
 from oxygis.tenancy.engines import engine_for
+from oxygis.tenancy.models import Tenant
 
 from . import alerts
 from .keys import configured_keys
 from .models import AuditDigest
 from .sites import SiteError, configured_sites
-from .targets import Target, all_targets
+from .targets import Target, all_targets, catalog_target, tenant_target
 
 log = logging.getLogger("oxygis.audit")
 
@@ -135,15 +135,16 @@ def seal_due(now: datetime | None = None, *, keys=None, sites=None) -> int:
     now = now or timezone.now()
     every = timedelta(minutes=settings.AUDIT_SEAL_MINUTES)
     sites = _sites(sites)
-    signed = dict(
-        AuditDigest.objects.values("target")
-        .annotate(latest=Max("signed_at"))
-        .values_list("target", "latest")
+    # Only the digests of the last period are read: the table holds one per active
+    # database per hour, for the whole retention period.
+    recent = set(
+        AuditDigest.objects.filter(signed_at__gt=now - every)
+        .values_list("target", flat=True)
+        .distinct()
     )
     sealed = 0
     for target in all_targets():
-        at = signed.get(target.key)
-        if at is not None and now - at < every:
+        if target.key in recent:
             continue
         try:
             if seal(target, keys=keys, sites=sites) is not None:
@@ -251,15 +252,18 @@ def verify(target: Target, *, keys=None) -> Verdict:
 
 def targets_named(*, slug: str | None = None, everything: bool = False, catalog: bool = False):
     """The targets a command names: one tenant, the catalog, or all of them."""
-    targets = all_targets()
     if everything:
-        return targets
+        return all_targets()
     if catalog:
-        return [t for t in targets if t.tenant is None]
-    chosen = [t for t in targets if t.tenant is not None and t.label == slug]
-    if not chosen:
+        return [catalog_target()]
+    tenant = (
+        Tenant.objects.filter(slug=slug, state__in=Tenant.EXISTING)
+        .select_related("plan", "database_server")
+        .first()
+    )
+    if tenant is None:
         raise LookupError(f"no tenant {slug!r}")
-    return chosen
+    return [tenant_target(tenant)]
 
 
 # --- retention -----------------------------------------------------------------------

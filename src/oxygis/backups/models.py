@@ -391,7 +391,7 @@ class AuditDigest(models.Model):
 
     HEAD, PRUNED = "head", "pruned"
 
-    target = models.CharField(max_length=64, db_index=True, editable=False)  # as Backup.target
+    target = models.CharField(max_length=64, editable=False)  # as Backup.target
     label = models.CharField(max_length=64, editable=False)
     kind = models.CharField(max_length=8, choices=[(HEAD, HEAD), (PRUNED, PRUNED)], editable=False)
     seq = models.BigIntegerField(editable=False)
@@ -402,7 +402,10 @@ class AuditDigest(models.Model):
 
     class Meta:
         ordering = ["target", "seq", "signed_at"]
-        indexes = [models.Index(fields=["target", "-signed_at"], name="audit_digest_latest")]
+        indexes = [
+            models.Index(fields=["target", "seq"], name="audit_digest_chain"),
+            models.Index(fields=["signed_at"], name="audit_digest_recent"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.label} #{self.seq} ({self.kind}, {self.signed_at:%Y-%m-%d %H:%M})"
