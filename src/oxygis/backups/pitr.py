@@ -815,6 +815,21 @@ def sweep_scratch() -> int:
         if postmaster.exists():
             with suppress(ValueError, ProcessLookupError, PermissionError, IndexError):
                 os.kill(int(postmaster.read_text().split()[0]), 9)
-        shutil.rmtree(folder, ignore_errors=True)
-        removed += 1
+        if _remove_when_quiet(folder):
+            removed += 1
     return removed
+
+
+def _remove_when_quiet(folder: Path, seconds: float = 10) -> bool:
+    """Remove the folder of a cluster whose postmaster was just killed. Its children
+    notice and exit within moments, but until then they may still write a file, and a
+    single rmtree then leaves the folder behind: try again until it is gone."""
+    deadline = time.monotonic() + seconds
+    while True:
+        shutil.rmtree(folder, ignore_errors=True)
+        if not folder.exists():
+            return True
+        if time.monotonic() > deadline:
+            log.warning("scratch cluster folder %s could not be removed yet", folder)
+            return False
+        time.sleep(0.1)
