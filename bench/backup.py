@@ -57,7 +57,7 @@ import django, json
 django.setup()
 from django.core.management import call_command
 call_command("migrate", verbosity=0, interactive=False)
-from oxygis.tenancy.provisioning import provision_tenant
+from oxygis.platform.provisioning import provision_tenant
 from oxygis.tenancy.engines import engine_for
 from oxygis.backups.dumps import DatabaseRef
 t = provision_tenant("{SLUG}", name="Bench big", plan="paid").tenant

@@ -39,7 +39,7 @@ from oxygis.access.actors import system
 from oxygis.sales import services
 from oxygis.sales.models import Contact, Product
 from oxygis.tenancy.databases import tenant_context
-from oxygis.tenancy.provisioning import provision_tenant
+from oxygis.platform.provisioning import provision_tenant
 plans = ["paid", "trial", "education", "freemium"]
 for i in range(int(sys.argv[1])):
     made = provision_tenant(f"dr-{i:05d}", name=f"DR {i}", plan=plans[i % 4])

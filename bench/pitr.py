@@ -45,7 +45,7 @@ django.setup()
 from oxygis.access.actors import system
 from oxygis.sales.models import Contact
 from oxygis.tenancy.databases import tenant_context
-from oxygis.tenancy.provisioning import provision_tenant
+from oxygis.platform.provisioning import provision_tenant
 first, count, contacts = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 for i in range(count):
     made = provision_tenant(f"{first}-{i:04d}", name=f"PITR {i}", plan="paid")

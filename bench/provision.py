@@ -32,10 +32,10 @@ def child(n: int, scratch_runs: int) -> dict:
     from django.core.management import call_command
     from django.db import connections
 
+    from oxygis.platform.provisioning import drop_tenant, provision_tenant
     from oxygis.tenancy.databases import default_server
     from oxygis.tenancy.engines import engine_for, forget_alias, register_alias
     from oxygis.tenancy.models import Tenant
-    from oxygis.tenancy.provisioning import drop_tenant, provision_tenant
 
     call_command("migrate", verbosity=0, interactive=False)
     server = default_server()

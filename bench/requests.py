@@ -44,9 +44,9 @@ def setup_data(orders: int) -> dict:
 
     from oxygis.access.actors import system
     from oxygis.accounts.apikeys import issue_key
+    from oxygis.platform.provisioning import provision_tenant
     from oxygis.sales.models import Contact, Order, OrderLine, OrderSequence
     from oxygis.tenancy.databases import tenant_context
-    from oxygis.tenancy.provisioning import provision_tenant
 
     call_command("migrate", verbosity=0, interactive=False)
     made = provision_tenant("bench", name="Bench Ltd", plan="paid")

@@ -62,10 +62,10 @@ def child_provision(start: int, count: int) -> None:
 
     from oxygis.access.actors import system
     from oxygis.accounts.apikeys import issue_key
+    from oxygis.platform.provisioning import provision_tenant
     from oxygis.sales import services
     from oxygis.sales.models import Contact, Product
     from oxygis.tenancy.databases import tenant_context
-    from oxygis.tenancy.provisioning import provision_tenant
 
     for i in range(start, start + count):
         made = provision_tenant(f"scale-{i:05d}", name=f"Scale {i}", plan="paid")

@@ -19,8 +19,8 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import get_resolver
 
+from oxygis.platform.provisioning import drop_tenant, provision_tenant
 from oxygis.tenancy.databases import tenant_context
-from oxygis.tenancy.provisioning import drop_tenant, provision_tenant
 
 MEMBER_PASSWORD = "Member-pass-2026!"
 URLCONFS = ("oxygis.urls", "oxygis.urls_console")

@@ -206,7 +206,7 @@ from oxygis.access.actors import system
 from oxygis.accounts.apikeys import issue_key
 from oxygis.sales.models import Contact
 from oxygis.tenancy.databases import tenant_context
-from oxygis.tenancy.provisioning import provision_tenant
+from oxygis.platform.provisioning import provision_tenant
 made = provision_tenant("{prefix}" + secrets.token_hex(3), name="Writers", plan="paid")
 with tenant_context(made.tenant), system(reason="writers' set-up"):
     customer = Contact.objects.create(name="Steady Customer")

@@ -1,5 +1,6 @@
-"""The ``oxygis`` command: Django's management commands plus Oxygis's own
-(``serve``, ``tenant``, ...). Errors are one line on stderr and exit code 2; set
+"""The ``oxygis`` command: Oxygis's own management commands (``serve``, ``tenant``, ...)
+and, in production, only a reviewed few of Django's (platform/operators.py); every run is
+in the platform's audit log. Errors are one line on stderr and exit code 2; set
 OXYGIS_TRACEBACK=1 to see a traceback instead."""
 
 from __future__ import annotations
@@ -22,7 +23,19 @@ def main(argv: list[str] | None = None) -> None:
         from django.core.management import execute_from_command_line
 
         django.setup()
-        execute_from_command_line(["oxygis", *argv[1:]])
+        from oxygis.platform.operators import CommandRefused, admit, record_run
+
+        name = argv[1] if len(argv) > 1 else "help"
+        args = argv[2:]
+        try:
+            recorded = admit(name, args)
+        except CommandRefused as exc:
+            _fail(str(exc))
+        try:
+            execute_from_command_line(["oxygis", *argv[1:]])
+        finally:
+            if not recorded:  # the catalog did not exist before this run made it
+                record_run(name, args)
     except KeyboardInterrupt:
         print("oxygis: interrupted", file=sys.stderr)
         sys.exit(130)

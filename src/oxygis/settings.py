@@ -105,6 +105,7 @@ INSTALLED_APPS = [
     "oxygis.sales",
     "oxygis.portal",
     "oxygis.backups",
+    "oxygis.platform",
     "oxygis.web",
 ]
 AUTH_USER_MODEL = "accounts.User"
@@ -130,6 +131,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # C14: on the console, only active staff; on a tenant host, a support session's
+    # actor comes from its access grant, re-read on every request (and each is audited).
+    "oxygis.platform.middleware.ConsoleStaffMiddleware",
+    "oxygis.platform.middleware.SupportSessionMiddleware",
     # Idle and absolute session limits, session list bookkeeping.
     "oxygis.accounts.middleware.SessionActivityMiddleware",
     # Login is required by default; anonymous views carry @login_not_required.
@@ -156,6 +161,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "oxygis.tenancy.context_processors.tenant",
+                "oxygis.platform.context_processors.support",
             ],
         },
     }
@@ -243,6 +249,9 @@ AUTHENTICATION_BACKENDS = [
 PASSWORD_RESET_TIMEOUT = 3600  # reset links live one hour
 INVITATION_TIMEOUT = config.env_int("INVITATION_TIMEOUT", 3 * 24 * 3600, minimum=3600)
 SESSION_IDLE_TIMEOUT = config.env_int("SESSION_IDLE_TIMEOUT", 3600, minimum=60)
+# Platform staff on the console (C14): shorter sessions, whatever the tenants have.
+STAFF_SESSION_IDLE_TIMEOUT = config.env_int("STAFF_SESSION_IDLE_TIMEOUT", 15 * 60, minimum=60)
+STAFF_SESSION_MAX_AGE = config.env_int("STAFF_SESSION_MAX_AGE", 8 * 3600, minimum=300)
 SUDO_TIMEOUT = 600  # sensitive changes ask for the password again after 10 minutes
 OTP_TOTP_ISSUER = "Oxygis"
 

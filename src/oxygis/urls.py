@@ -1,14 +1,11 @@
 """URLs of a tenant's site (``<slug>.<domain>``)."""
 
-from django.urls import include, path, register_converter
+from django.urls import include, path
 
-from oxygis.core.converters import IdConverter
-
-register_converter(IdConverter, "id")  # before the URL modules below use it
-
-from oxygis.accounts.urls import settings_urlpatterns  # noqa: E402
-from oxygis.sales.api import api  # noqa: E402
-from oxygis.web import views  # noqa: E402
+from oxygis.accounts.urls import settings_urlpatterns
+from oxygis.platform.support_urls import session_urlpatterns as support_session
+from oxygis.sales.api import api
+from oxygis.web import views
 
 # The API authenticates each call itself (API key, or session + CSRF token) and answers
 # 401 in JSON: it is exempt from the sign-in redirect, never from authentication.
@@ -21,6 +18,8 @@ urlpatterns = [
     path("accounts/", include("oxygis.accounts.urls")),
     path("settings/", include(settings_urlpatterns)),
     path("settings/backups/", include("oxygis.backups.urls")),
+    path("settings/support/", include("oxygis.platform.support_urls")),
+    path("support/", include(support_session)),
     path("", include("oxygis.portal.urls")),  # before sales: more specific order URLs
     path("sales/", include("oxygis.sales.urls")),
     path("api/v1/", include((api_patterns, api_app), namespace=api_namespace)),

@@ -13,8 +13,8 @@ from oxygis.backups.keys import Keys, configured_keys
 from oxygis.backups.leases import LeaseGuard, LeaseHeld
 from oxygis.backups.models import Alert, Backup, BackupCopy, Restore
 from oxygis.backups.sites import configured_sites
+from oxygis.platform.provisioning import drop_tenant
 from oxygis.tenancy.models import Tenant
-from oxygis.tenancy.provisioning import drop_tenant
 
 from .conftest import sales_snapshot, site_folder
 

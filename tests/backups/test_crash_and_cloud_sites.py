@@ -13,8 +13,8 @@ import time
 from oxygis.backups import restore, service
 from oxygis.backups.models import Backup, BackupCopy, Restore
 from oxygis.backups.sites import configured_sites
+from oxygis.platform.provisioning import drop_tenant
 from oxygis.tenancy.models import Tenant
-from oxygis.tenancy.provisioning import drop_tenant
 
 from .conftest import add_ballast, file_site_urls, sales_snapshot, site_folder
 

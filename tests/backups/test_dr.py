@@ -32,7 +32,7 @@ from oxygis.access.actors import system
 from oxygis.sales import services
 from oxygis.sales.models import Contact, Product
 from oxygis.tenancy.databases import tenant_context
-from oxygis.tenancy.provisioning import provision_tenant
+from oxygis.platform.provisioning import provision_tenant
 for slug, plan, contacts in json.loads(sys.argv[1]):
     made = provision_tenant(slug, name=slug.title(), plan=plan)
     with tenant_context(made.tenant), system(reason="test data"):

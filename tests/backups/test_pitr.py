@@ -42,7 +42,7 @@ from oxygis.access.actors import system
 from oxygis.sales.models import Contact
 from oxygis.tenancy.databases import tenant_context
 from oxygis.tenancy.models import Tenant
-from oxygis.tenancy.provisioning import provision_tenant
+from oxygis.platform.provisioning import provision_tenant
 slug, names = sys.argv[1], json.loads(sys.argv[2])
 tenant = Tenant.objects.filter(slug=slug).first()
 tenant = tenant or provision_tenant(slug, name=slug, plan="paid").tenant

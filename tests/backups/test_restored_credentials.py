@@ -15,11 +15,11 @@ from oxygis.access.actors import acting_as, system
 from oxygis.accounts.apikeys import issue_key
 from oxygis.backups import restore, service
 from oxygis.backups.models import Restore
+from oxygis.platform.provisioning import drop_tenant
 from oxygis.sales import services
 from oxygis.sales.models import Contact
 from oxygis.tenancy.databases import forget_tenant_database, tenant_context
 from oxygis.tenancy.models import Tenant
-from oxygis.tenancy.provisioning import drop_tenant
 from tests.fixtures import HttpsClient, link_in, mails_to
 
 PASSWORD, NEW_PASSWORD = "Otto-pass-2026!", "Otto-newpass-2027?"

@@ -6,8 +6,8 @@ from __future__ import annotations
 from oxygis.backups import service
 from oxygis.backups.models import Restore
 from oxygis.backups.worker import Worker
+from oxygis.platform.provisioning import drop_tenant
 from oxygis.tenancy.models import Tenant
-from oxygis.tenancy.provisioning import drop_tenant
 
 from .conftest import sales_snapshot
 

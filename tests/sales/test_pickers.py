@@ -10,11 +10,11 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from oxygis.access.actors import system
+from oxygis.platform.provisioning import drop_tenant, provision_tenant
 from oxygis.sales import services
 from oxygis.sales.listing import PICK_LIMIT
 from oxygis.sales.models import Contact, Order, Product
 from oxygis.tenancy.databases import tenant_context
-from oxygis.tenancy.provisioning import drop_tenant, provision_tenant
 from tests.fixtures import HttpsClient, unique_slug
 from tests.sales.test_views import client_for
 

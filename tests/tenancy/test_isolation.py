@@ -6,8 +6,8 @@ from contextlib import contextmanager
 from django.db import connections
 from django.test import override_settings
 
+from oxygis.platform.provisioning import resume_tenant, suspend_tenant
 from oxygis.tenancy.databases import forget_tenant_database
-from oxygis.tenancy.provisioning import resume_tenant, suspend_tenant
 from tests.fixtures import HttpsClient, without_tokens
 
 

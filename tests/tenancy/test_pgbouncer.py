@@ -214,7 +214,7 @@ def test_the_pooler_refuses_a_wrong_password_and_another_tenants_database(
 def test_suspending_a_tenant_ends_its_sessions_behind_the_pooler(through_pgbouncer, tenant_factory):
     """C9: a suspension ends the tenant's serving sessions everywhere: the process's idle
     pooled one and the pooler's server connections (another host's idle session too)."""
-    from oxygis.tenancy.provisioning import resume_tenant, suspend_tenant
+    from oxygis.platform.provisioning import resume_tenant, suspend_tenant
 
     tenant = tenant_factory().tenant
     with tenant_context(tenant), system(reason="test: read"):

@@ -124,8 +124,8 @@ def test_what_a_process_keeps_per_tenant_stays_bounded(three_tenants, monkeypatc
 def test_a_suspended_tenant_gives_its_connections_back(three_tenants):
     """Scale: once a request finds its tenant suspended, the process closes the idle
     connections it kept to that tenant's database."""
+    from oxygis.platform.provisioning import resume_tenant, suspend_tenant
     from oxygis.tenancy.pool import pool_key
-    from oxygis.tenancy.provisioning import resume_tenant, suspend_tenant
     from tests.fixtures import HttpsClient
 
     tenant = three_tenants[1]

@@ -76,7 +76,7 @@ def test_role_secret_is_sealed_in_the_catalog(alpha):
 
 def test_drop_removes_the_role_too(tenant_factory):
     """C9: a dropped tenant leaves no login role behind."""
-    from oxygis.tenancy.provisioning import drop_tenant
+    from oxygis.platform.provisioning import drop_tenant
 
     tenant = tenant_factory().tenant
     drop_tenant(tenant)

@@ -21,7 +21,7 @@ def second_server(tenant_factory):
     call_command("server", "add", "db2", "--url", f"{BASE}/postgres", "--region", "zone-b")
     yield DatabaseServer.objects.get(name="db2")
     for tenant in DatabaseServer.objects.get(name="db2").tenants.all():
-        from oxygis.tenancy.provisioning import drop_tenant
+        from oxygis.platform.provisioning import drop_tenant
 
         drop_tenant(tenant)
     DatabaseServer.objects.filter(name="db2").delete()

@@ -134,10 +134,13 @@ def test_security_txt_on_every_host(alpha, host):
 
 
 def test_console_is_the_platform_page(alpha):
-    """The console host is the platform's own, not a tenant."""
-    response = HttpsClient("console.localhost").get("/")
-    assert response.status_code == 200
-    assert "platform console" in response.content.decode()
+    """C14: the console host is the platform's own, not a tenant: staff sign in there."""
+    client = HttpsClient("console.localhost")
+    response = client.get("/")
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+    page = client.get("/accounts/login/")
+    assert page.status_code == 200
+    assert "Oxygis console" in page.content.decode()
 
 
 def test_tenant_names_are_escaped(alpha):

@@ -62,7 +62,8 @@ def test_serve_gives_https_sign_in_for_the_demo_admin(served):
     assert page.status == 200 and "Demo Company" in page.text and "Sam Seller" in page.text
 
     # The console host and an unknown host, through the same server.
-    assert served.request("console.localhost", "GET", "/").status == 200
+    assert served.request("console.localhost", "GET", "/").status == 302  # to staff sign-in
+    assert served.request("console.localhost", "GET", "/accounts/login/").status == 200
     # An unknown host is given no certificate of its own (see test_tls_hardening.py);
     # a client that does not check gets the one 404.
     unchecked = ssl.create_default_context()

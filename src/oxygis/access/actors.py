@@ -83,6 +83,61 @@ def bind_actor_for_request(actor) -> None:
 
 
 @dataclass(frozen=True)
+class StaffActor:
+    """C14: an Oxygis support person inside a tenant through an access grant.
+
+    A distinct identity ("Support: <name>"), never a tenant user and never the
+    customer's password: it has no row in the tenant's database (``pk`` is None, so no
+    record rule of "own rows" ever matches it). Its rights are the business data only
+    (no users, roles, policy, keys or 2FA: those are the customer's), and under a
+    read-only grant only the ``view`` rights: the access layer refuses every write,
+    whatever a page or the API offers. The middleware (platform/middleware.py) builds
+    it per request from a grant it has just re-read, so a revoked or expired grant
+    stops the very next request."""
+
+    staff_id: int
+    name: str
+    grant_id: int
+    ticket_id: int
+    scope: str  # "read" or "write"
+    is_active = True
+    is_authenticated = True
+    is_anonymous = False
+    is_superuser = False
+    is_staff = False
+    pk = None
+    id = None
+    APPS = frozenset({"sales"})
+
+    def has_perm(self, perm, obj=None) -> bool:
+        app, _, codename = perm.partition(".")
+        if app not in self.APPS:
+            return False
+        return codename.startswith("view_") or self.scope == "write"
+
+    def has_perms(self, perms, obj=None) -> bool:
+        return all(self.has_perm(perm, obj) for perm in perms)
+
+    def has_module_perms(self, app_label: str) -> bool:
+        return app_label in self.APPS
+
+    def get_username(self) -> str:
+        return f"Support: {self.name}"
+
+    def get_full_name(self) -> str:
+        return self.get_username()
+
+    def is_verified(self) -> bool:
+        return True  # they passed the console's 2FA to get the hand-off link
+
+    def is_administrator(self) -> bool:
+        return False
+
+    def __str__(self) -> str:
+        return self.get_username()
+
+
+@dataclass(frozen=True)
 class PortalActor:
     """The holder of an order's e-mailed link (S9): that order, its lines, its customer
     and products, to read and to answer (confirm or decline). Nothing else."""

@@ -5,7 +5,7 @@ from django.contrib.auth.models import Group, Permission
 from oxygis.audit.events import ACTIONS
 from oxygis.core import limiter
 from oxygis.core.text import validate_single_line
-from oxygis.tenancy.context import current_tenant
+from oxygis.tenancy.context import bound_tenant
 from oxygis.tenancy.hosts import site_url
 
 from .actions import grantable_roles, rights_as_permissions
@@ -141,7 +141,10 @@ class ResetRequestForm(PasswordResetForm):
 
     def save(self, **kwargs):
         # Never the request's Host header, which the requester chooses (link poisoning).
-        kwargs["domain_override"] = site_url(current_tenant().slug, "").removeprefix("https://")
+        # On the console (staff, bound to the catalog with no tenant), the console's own.
+        tenant = bound_tenant()
+        slug = tenant.slug if tenant is not None else None
+        kwargs["domain_override"] = site_url(slug, "").removeprefix("https://")
         kwargs["use_https"] = True
         return super().save(**kwargs)
 
@@ -155,7 +158,9 @@ class ResetRequestForm(PasswordResetForm):
         html_email_template_name=None,
     ):
         try:
-            limiter.take(limiter.RESET_MAILS, f"{current_tenant().id.hex}:{to_email.lower()}")
+            tenant = bound_tenant()
+            scope = tenant.id.hex if tenant is not None else "console"
+            limiter.take(limiter.RESET_MAILS, f"{scope}:{to_email.lower()}")
         except limiter.RateLimited:
             return  # enough links are on their way; say nothing that differs
         super().send_mail(

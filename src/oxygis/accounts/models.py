@@ -39,6 +39,7 @@ class User(AbstractUser):
             ("manage_roles", "Can create and edit roles"),
             ("manage_security_policy", "Can change the security policy"),
             ("restore_backups", "Can see the backups and restore one side by side"),
+            ("manage_support", "Can open support tickets and decide on staff access"),
         ]
 
     def is_administrator(self) -> bool:

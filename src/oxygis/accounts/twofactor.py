@@ -125,3 +125,13 @@ def remove_two_factor(request, user) -> None:
     TOTPDevice.objects.filter(user=user).delete()
     StaticDevice.objects.filter(user=user).delete()
     record("twofactor.removed", request=request, target=user.get_username())
+
+
+def two_factor_required(request, user) -> bool:
+    """Must ``user`` have 2FA here? Always on the platform console (staff, C14); on a
+    tenant host, as its security policy says."""
+    from .models import SecurityPolicy
+
+    return getattr(request, "is_console", False) or SecurityPolicy.current().requires_two_factor(
+        user
+    )

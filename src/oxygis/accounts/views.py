@@ -113,7 +113,7 @@ def twofactor_setup(request):
     context = {
         "form": form,
         "secret": twofactor.secret_base32(device),
-        "required": SecurityPolicy.current().requires_two_factor(request.user),
+        "required": twofactor.two_factor_required(request, request.user),
     }
     return _no_store(render(request, "accounts/twofactor_setup.html", context))
 
@@ -142,7 +142,7 @@ def recovery_codes_renew(request):
 @require_POST
 @sudo_required
 def twofactor_remove(request):
-    if SecurityPolicy.current().requires_two_factor(request.user):
+    if twofactor.two_factor_required(request, request.user):
         messages.error(request, "Your workspace requires two-factor authentication.")
     else:
         twofactor.remove_two_factor(request, request.user)
@@ -187,7 +187,7 @@ def security(request):
         "sessions": sessions,
         "has_two_factor": twofactor.has_two_factor(request.user),
         "recovery_left": recovery_left,
-        "two_factor_required": SecurityPolicy.current().requires_two_factor(request.user),
+        "two_factor_required": twofactor.two_factor_required(request, request.user),
     }
     return render(request, "accounts/security.html", context)
 
@@ -413,6 +413,12 @@ def policy(request):
 @permission_required("audit.view_auditevent", raise_exception=True)
 def audit_log(request):
     """The tenant's audit trail, filtered by actor, action and dates; as CSV on request."""
+    return audit_page(request)
+
+
+def audit_page(request):
+    """The audit trail of the bound database (a tenant's, or the platform's on the
+    console): the caller checks the right to read it."""
     form = AuditFilterForm(request.GET or None)
     events = form.filtered(AuditEvent.objects.all())
     if request.GET.get("format") == "csv":
@@ -458,7 +464,7 @@ def api_keys(request):
         "form": form,
         "token": token,
         "keys": keys,
-        "two_factor_required": SecurityPolicy.current().requires_two_factor(request.user),
+        "two_factor_required": twofactor.two_factor_required(request, request.user),
     }
     return _no_store(render(request, "accounts/api_keys.html", context))
 

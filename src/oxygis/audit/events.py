@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from django.db import router, transaction
 from django.utils import timezone
@@ -50,7 +51,53 @@ ACTIONS = {
     "backup.restored_live": "Backup restored onto the live database",
     "backup.rolled_back": "Live restore rolled back",
     "backup.pruned": "Backup deleted by the retention policy",
+    # Support (C14): in the tenant's log and in the platform's.
+    "support.ticket_opened": "Support ticket opened",
+    "support.ticket_answered": "Support ticket answered",
+    "support.ticket_closed": "Support ticket closed",
+    "support.policy_changed": "Staff access policy changed",
+    "support.grant_requested": "Staff access requested",
+    "support.grant_approved": "Staff access approved",
+    "support.grant_denied": "Staff access denied",
+    "support.grant_revoked": "Staff access revoked",
+    "support.grant_expired": "Staff access expired",
+    "support.grant_ended": "Staff access ended with its ticket",
+    "support.session_started": "Support staff connected",
+    "support.session_refused": "Support connection refused",
+    "support.session_ended": "Support staff left",
+    "support.request": "Request by support staff",
+    # The platform's own log (the catalog's chain): staff, console, operators.
+    "staff.created": "Staff member created",
+    "staff.role_changed": "Staff role changed",
+    "staff.disabled": "Staff member disabled",
+    "staff.enabled": "Staff member enabled",
+    "tenant.created": "Tenant created",
+    "tenant.suspended": "Tenant suspended",
+    "tenant.resumed": "Tenant resumed",
+    "tenant.plan_changed": "Tenant plan changed",
+    "tenant.replicas_changed": "Tenant read replicas changed",
+    "tenant.drop_requested": "Tenant drop requested",
+    "tenant.drop_cancelled": "Tenant drop cancelled",
+    "tenant.dropped": "Tenant dropped",
+    "alert.acknowledged": "Alert acknowledged",
+    "alert.resolved": "Alert resolved by hand",
+    "backup.rollback_requested": "Rollback of a live restore",
+    "operator.command": "Operator command",
+    "operator.refused": "Operator command refused",
 }
+
+
+@dataclass(frozen=True)
+class Named:
+    """An actor known only by a name in this database: an operator at a shell, or a
+    staff member in a tenant's log (their account lives in the catalog, and its id
+    would name somebody else here)."""
+
+    name: str
+    pk = None
+
+    def get_username(self) -> str:
+        return self.name
 
 
 def record(action: str, *, request=None, actor=None, target: str = "", **details) -> AuditEvent:

@@ -59,6 +59,26 @@ def open_alerts():
     return Alert.objects.filter(resolved_at__isnull=True)
 
 
+def acknowledge(alert: Alert, by: str) -> bool:
+    """Someone is on it: the alert stays open (and listed) until it clears."""
+    return bool(
+        Alert.objects.filter(
+            pk=alert.pk, resolved_at__isnull=True, acknowledged_at__isnull=True
+        ).update(acknowledged_at=timezone.now(), acknowledged_by=by[:200])
+    )
+
+
+def resolve_by_hand(alert: Alert, by: str) -> bool:
+    """Closed by a person; raised again (a new alert, a new e-mail) if the condition
+    is still there at the next check."""
+    done = Alert.objects.filter(pk=alert.pk, resolved_at__isnull=True).update(
+        resolved_at=timezone.now(), resolved_by=by[:200]
+    )
+    if done:
+        log.info("alert %s resolved by %s", alert.key, by)
+    return bool(done)
+
+
 def resolve_alerts_about(backup_id_hex: str) -> int:
     """Resolve the alerts about one backup (its copies): it was pruned, the condition is
     gone with it."""

@@ -7,7 +7,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from oxygis.tenancy.engines import EngineError
-from oxygis.tenancy.provisioning import TenantError
+from oxygis.tenancy.tenants import TenantError
 
 from .errors import BackupError
 

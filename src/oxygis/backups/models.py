@@ -213,6 +213,11 @@ class Alert(models.Model):
     raised_at = models.DateTimeField(default=timezone.now)
     last_seen_at = models.DateTimeField(default=timezone.now)
     resolved_at = models.DateTimeField(null=True, blank=True)
+    # Someone on the console has seen it and is on it (the alert stays open until its
+    # condition clears, or someone resolves it by hand).
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.CharField(max_length=200, blank=True)
+    resolved_by = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["-raised_at"]

@@ -49,7 +49,7 @@ from oxygis.tenancy.databases import default_server, forget_tenant_database, ser
 from oxygis.tenancy.engines import engine_for
 from oxygis.tenancy.models import Plan, Tenant
 from oxygis.tenancy.pool import close_idle_connections
-from oxygis.tenancy.provisioning import database_name
+from oxygis.tenancy.tenants import database_name
 
 from .credentials import distrust
 from .dumps import DatabaseRef
@@ -321,8 +321,8 @@ def plan_items(recovery: Recovery, index: SiteIndex, order: tuple[str, ...]) -> 
 
 
 def _onto_entry(url: str) -> dict:
-    from oxygis.tenancy.provisioning import TenantError
     from oxygis.tenancy.servers import entry_from_url
+    from oxygis.tenancy.tenants import TenantError
 
     try:
         return entry_from_url(url, "--onto")
@@ -334,8 +334,8 @@ def onto_server(url: str):
     """The PostgreSQL server named by ``--onto`` (registered once, accepting tenants).
     Its password never comes on the command line: PGPASSWORD (sealed in the catalog for
     later administration) or libpq's password file."""
-    from oxygis.tenancy.provisioning import TenantError
     from oxygis.tenancy.servers import register_server
+    from oxygis.tenancy.tenants import TenantError
 
     entry = _onto_entry(url)
     name = slugify(

@@ -27,7 +27,7 @@ from oxygis.tenancy.databases import (
 )
 from oxygis.tenancy.engines import engine_for
 from oxygis.tenancy.models import Tenant
-from oxygis.tenancy.provisioning import (
+from oxygis.tenancy.tenants import (
     SlugTaken,
     TenantError,
     discard_tenant,

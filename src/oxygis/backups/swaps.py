@@ -35,7 +35,7 @@ from oxygis.tenancy.databases import forget_tenant_database, open_database
 from oxygis.tenancy.engines import engine_for
 from oxygis.tenancy.guard import DrainTimeout, drained
 from oxygis.tenancy.models import Tenant
-from oxygis.tenancy.provisioning import discard_tenant
+from oxygis.tenancy.tenants import discard_tenant
 
 from . import alerts
 from .credentials import distrust

@@ -34,6 +34,15 @@ from .verify import resync
 
 log = logging.getLogger("oxygis.backups.worker")
 
+# Jobs that apps above this one run at every pass, each ``job(now)``, safe to run twice
+# (imports only point down: they register here, from their AppConfig.ready).
+EXTRA_JOBS: dict[str, object] = {}
+
+
+def register_job(name: str, job) -> None:
+    EXTRA_JOBS[name] = job
+
+
 # Set in a supervised worker's environment: its supervisor's pid.
 SUPERVISOR_ENV = "OXYGIS_WORKER_SUPERVISOR"
 RETRY_AFTER = timedelta(minutes=10)
@@ -197,6 +206,9 @@ class Worker:
         self._step("access log retention", accesslog.prune_files, now)
         self._step("limiter buckets", limiter.prune, now)
         self._step("credential events", credentials.prune_events, now)
+        # Jobs of the layers above (the platform's: access grants that expired, C14).
+        for name, job in EXTRA_JOBS.items():
+            self._step(name, job, now)
         self.heartbeat.beat(passed=True)
         alerts.resolve_alert(f"worker-restarted:{HOST}")
         self._step("worker check", monitor.check_workers)

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from .databases import tenant_context
 from .models import Tenant
-from .provisioning import TenantError, get_tenant
+from .tenants import TenantError, get_tenant
 
 
 class TenantCommand(BaseCommand):

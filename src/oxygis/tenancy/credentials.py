@@ -9,11 +9,15 @@
 
 from __future__ import annotations
 
-from .context import CATALOG, bound_database, current_tenant
+from .context import CATALOG, bound_database, bound_tenant, current_tenant
 from .models import CredentialEvent
 
 
 def signing_salt(purpose: str) -> str:
+    if bound_database() == CATALOG and bound_tenant() is None:
+        # The console's own links (a staff member's invitation or reset): a salt no
+        # tenant's can equal, so such a link opens nothing on a tenant host.
+        return f"{purpose}:platform-console"
     tenant = current_tenant()
     return f"{purpose}:{tenant.id.hex}:{tenant.token_salt}"
 

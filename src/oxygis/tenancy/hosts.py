@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.http.request import split_domain_port
 
-from .provisioning import RESERVED_SLUGS, SLUG_RE
+from .tenants import RESERVED_SLUGS, SLUG_RE
 
 TENANT, CONSOLE = "tenant", "console"
 

@@ -72,10 +72,12 @@ class TenantHostMiddleware:
 
     def __call__(self, request):
         request.tenant = None
+        request.is_console = False
         site = classify_host(request.META.get("HTTP_HOST", ""))
         if site is None:
             return not_found(request)
         if site.kind == CONSOLE:
+            request.is_console = True
             request.urlconf = "oxygis.urls_console"
             with using_database(CATALOG):
                 return self.get_response(request)

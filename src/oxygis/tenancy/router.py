@@ -15,7 +15,7 @@ from .context import CATALOG, NoDatabaseContext, current_database
 
 CATALOG_HOME, LOCAL_HOME, TENANT_HOME = "catalog", "local", "tenant"
 
-CATALOG_APPS = frozenset({"core", "tenancy", "backups"})
+CATALOG_APPS = frozenset({"core", "tenancy", "backups", "platform"})
 LOCAL_APPS = frozenset(
     {"auth", "contenttypes", "sessions", "accounts", "audit", "axes", "otp_totp", "otp_static"}
 )

@@ -11,7 +11,7 @@ from .databases import server_fields
 from .dburl import parse_database_url
 from .engines import EngineError, engine_for
 from .models import DatabaseServer
-from .provisioning import TenantError
+from .tenants import TenantError
 
 
 def entry_from_url(url: str, label: str) -> dict:

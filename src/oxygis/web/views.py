@@ -37,14 +37,6 @@ def security_policy(request):
     return render(request, "web/security_policy.html")
 
 
-# Anonymous by design: the platform console's landing page (staff sign-in comes with
-# the support console).
-@login_not_required
-@require_GET
-def console_home(request):
-    return render(request, "console/home.html")
-
-
 # Anonymous by design: an unknown API address answers JSON, whoever asks.
 @login_not_required
 def api_not_found(request, rest=""):

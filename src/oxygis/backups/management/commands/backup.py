@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from oxygis.tenancy.engines import engine_for
 from oxygis.tenancy.hosts import site_url
-from oxygis.tenancy.provisioning import get_tenant
+from oxygis.tenancy.tenants import get_tenant
 
 from ... import monitor, pitr, restore, service, swaps
 from ...alerts import open_alerts

@@ -11,7 +11,7 @@ from oxygis.config import parse_pooler_address
 from oxygis.tenancy import servers
 from oxygis.tenancy.commands import write_table
 from oxygis.tenancy.models import DatabaseServer
-from oxygis.tenancy.provisioning import TenantError
+from oxygis.tenancy.tenants import TenantError
 
 
 class Command(BaseCommand):

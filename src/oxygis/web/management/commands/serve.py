@@ -14,9 +14,9 @@ from django.db import connections
 
 from oxygis import config
 from oxygis.backups.keys import ensure_embedded_keys
+from oxygis.platform.demo import ensure_demo_tenant
 from oxygis.tenancy.context import CATALOG, using_database
 from oxygis.tenancy.databases import default_server
-from oxygis.tenancy.demo import ensure_demo_tenant
 from oxygis.tenancy.hosts import site_url, tenant_host
 from oxygis.tenancy.pool import BudgetTooLarge, check_budget, close_idle_connections
 from oxygis.web import server

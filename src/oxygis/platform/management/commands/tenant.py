@@ -1,5 +1,6 @@
-"""``oxygis tenant create|list|suspend|resume|replicas|drop|migrate``: thin over
-provisioning."""
+"""``oxygis tenant create|list|suspend|resume|plan|replicas|drop|migrate``: thin over
+the platform's life-cycle actions (platform/lifecycle.py), the console's too; each change
+is in the platform's audit log under the operator's OS user and host."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from oxygis.tenancy import provisioning as actions
+from oxygis.platform import lifecycle
+from oxygis.platform import provisioning as actions
+from oxygis.platform.fleet import migrate_each
+from oxygis.platform.staff import Operator
 from oxygis.tenancy.commands import write_table
 from oxygis.tenancy.engines import EngineError
-from oxygis.tenancy.fleet import migrate_each
 from oxygis.tenancy.hosts import site_url
 from oxygis.tenancy.models import Plan, Tenant
 
@@ -29,6 +32,9 @@ class Command(BaseCommand):
         sub.add_parser("list", help="list tenants")
         for action in ("suspend", "resume"):
             sub.add_parser(action, help=f"{action} a tenant").add_argument("slug")
+        plan = sub.add_parser("plan", help="change a tenant's plan")
+        plan.add_argument("slug")
+        plan.add_argument("plan", help="paid, trial, education, freemium")
         drop = sub.add_parser("drop", help="drop a tenant and its database (irreversible)")
         drop.add_argument("slug")
         drop.add_argument("--yes", action="store_true", help="do not ask for confirmation")
@@ -55,7 +61,9 @@ class Command(BaseCommand):
 
     def do_create(self, slug, name, plan, admin_email, **_):
         self.stdout.write(f"Provisioning {slug} ...")
-        made = actions.provision_tenant(slug, name=name, plan=plan, admin_email=admin_email)
+        made = lifecycle.create(
+            slug, name=name, plan=plan, admin_email=admin_email, by=Operator.current()
+        )
         self.stdout.write(self.style.SUCCESS(f"Tenant {slug} is ready: {site_url(slug)}"))
         self.stdout.write(f"  administrator: {made.admin_username}")
         self.stdout.write(f"  password:      {made.admin_password}")
@@ -81,18 +89,18 @@ class Command(BaseCommand):
             self.stdout.write("(no tenants)")
 
     def do_suspend(self, slug, **_):
-        actions.suspend_tenant(actions.get_tenant(slug))
+        lifecycle.suspend(actions.get_tenant(slug), by=Operator.current())
         self.stdout.write(f"Tenant {slug} suspended: its site answers 503.")
 
     def do_resume(self, slug, **_):
-        actions.resume_tenant(actions.get_tenant(slug))
+        lifecycle.resume(actions.get_tenant(slug), by=Operator.current())
         self.stdout.write(f"Tenant {slug} resumed.")
 
     def do_replicas(self, slug, zones, none, **_):
         if bool(zones) == bool(none):
             raise actions.TenantError("give the zones (--zone Z, repeated), or --none")
         tenant = actions.get_tenant(slug)
-        actions.set_replica_zones(tenant, zones)
+        lifecycle.set_replicas(tenant, zones, by=Operator.current())
         where = ", ".join(tenant.replica_zones) or "none"
         self.stdout.write(f"Tenant {slug}: extra read replicas in {where}.")
 
@@ -104,8 +112,12 @@ class Command(BaseCommand):
             answer = input(f"Drop tenant {slug} and ALL its data? Type its slug to confirm: ")
             if answer.strip() != slug:
                 raise actions.TenantError("not confirmed; nothing dropped")
-        actions.drop_tenant(tenant)
+        lifecycle.drop(tenant, by=Operator.current())
         self.stdout.write(f"Tenant {slug} dropped.")
+
+    def do_plan(self, slug, plan, **_):
+        lifecycle.change_plan(actions.get_tenant(slug), plan, by=Operator.current())
+        self.stdout.write(f"Tenant {slug} is on the {plan} plan.")
 
     def do_migrate(self, slugs, all, jobs, **_):
         if bool(slugs) == bool(all):

@@ -6,8 +6,8 @@ from django.db import connections
 from django.test.utils import CaptureQueriesContext
 
 from oxygis.accounts import roles
+from oxygis.platform.provisioning import migrate_tenant
 from oxygis.tenancy.databases import tenant_context
-from oxygis.tenancy.provisioning import migrate_tenant
 from tests.tenancy.test_cli import oxygis
 
 
@@ -17,12 +17,12 @@ def test_an_up_to_date_tenant_costs_one_query_to_migrate(tenant_factory, monkeyp
     tenant = tenant_factory().tenant
     applied = []
     monkeypatch.setattr(roles, "apply_roles", lambda using: applied.append(using))
-    from oxygis.tenancy import provisioning
+    from oxygis.tenancy import tenants
 
     def no_migrate(*args, **kwargs):
         raise AssertionError("the migrate command ran")
 
-    monkeypatch.setattr(provisioning, "call_command", no_migrate)
+    monkeypatch.setattr(tenants, "call_command", no_migrate)
     # An outer unit of work: the connection watched is the one migrate_tenant uses.
     with tenant_context(tenant) as alias, CaptureQueriesContext(connections[alias]) as queries:
         assert migrate_tenant(tenant) is False
@@ -39,7 +39,7 @@ def test_built_in_roles_are_applied_once_per_migrate(tenant_factory, monkeypatch
     with tenant_context(tenant) as alias:
         # As if the last migration of accounts had not run yet (it only alters fields).
         MigrationRecorder(connections[alias]).migration_qs.filter(
-            app="accounts", name="0004_single_line_names"
+            app="accounts", name="0005_manage_support_permission"
         ).delete()
     applied = []
     original = roles.apply_roles

@@ -4,16 +4,16 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 
-from oxygis.tenancy.databases import tenant_context
-from oxygis.tenancy.engines import engine_for
-from oxygis.tenancy.models import Tenant
-from oxygis.tenancy.provisioning import (
+from oxygis.platform.provisioning import (
     TenantError,
     drop_tenant,
     migrate_tenant,
     provision_tenant,
     validate_slug,
 )
+from oxygis.tenancy.databases import tenant_context
+from oxygis.tenancy.engines import engine_for
+from oxygis.tenancy.models import Tenant
 from tests.fixtures import HttpsClient, unique_slug
 
 
@@ -112,7 +112,7 @@ def _tenant_databases() -> set[str]:
 
 def test_failure_after_the_copy_rolls_everything_back(monkeypatch):
     """C9: if the first admin cannot be created, the new database and row are removed."""
-    import oxygis.tenancy.provisioning as provisioning
+    import oxygis.platform.provisioning as provisioning
 
     monkeypatch.setattr(provisioning, "generate_password", lambda length=20: "short")
     before = _tenant_databases()

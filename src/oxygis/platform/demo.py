@@ -6,9 +6,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
 from oxygis.accounts.roles import READ_ONLY, SALES_MANAGER, SALESPERSON
+from oxygis.tenancy.databases import tenant_context
+from oxygis.tenancy.models import Plan, Tenant
 
-from .databases import tenant_context
-from .models import Plan, Tenant
 from .provisioning import ProvisionedTenant, provision_tenant
 
 DEMO_SLUG = "demo"

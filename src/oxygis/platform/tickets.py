@@ -1,0 +1,186 @@
+"""Support tickets (C14, S10): opened by a tenant administrator from inside the instance,
+answered by staff on the console; both sides e-mailed, both logs written.
+
+A security report is always urgent and its opener gets an acknowledgement by e-mail at
+once (S10: reports are handled at top priority).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+
+from oxygis.core.mail import send_templated
+from oxygis.tenancy.context import CATALOG, using_database
+
+from .grants import end_grants_of_ticket, log_step
+from .links import console_link, tenant_link
+from .models import StaffMember, Ticket, TicketMessage
+from .staff import StaffError, require
+
+log = logging.getLogger("oxygis.platform.tickets")
+
+# Who is told of a new ticket or a customer's answer, by category.
+NOTIFIED_ROLES = {
+    Ticket.QUESTION: (StaffMember.SUPPORT,),
+    Ticket.RESTORE: (StaffMember.SUPPORT, StaffMember.OPERATIONS),
+    Ticket.SECURITY: (StaffMember.SUPPORT, StaffMember.SECURITY),
+}
+
+
+def _clean_body(body: str) -> str:
+    body = (body or "").strip()
+    if not body:
+        raise StaffError("write a message")
+    if len(body) > 20000:
+        raise StaffError("a message holds at most 20,000 characters")
+    return body
+
+
+def _notify(to: str, subject: str, ticket: Ticket, message: TicketMessage, link: str, *, ack=False):
+    if not to:
+        return
+    try:
+        send_templated(
+            to,
+            subject,
+            "platform/email/ticket",
+            {"ticket": ticket, "message": message, "link": link, "acknowledgement": ack},
+        )
+    except Exception as exc:  # the ticket is stored whatever the mail does; said in the log
+        log.error("could not e-mail %s about ticket #%s: %s", to, ticket.pk, exc)
+
+
+def _console_link(ticket: Ticket) -> str:
+    return console_link("console-ticket", ticket_id=ticket.pk)
+
+
+def _tenant_link(ticket: Ticket) -> str:
+    return tenant_link(ticket.tenant.slug, "support-ticket", ticket_id=ticket.pk)
+
+
+def _tell_staff(ticket: Ticket, message: TicketMessage, subject: str) -> None:
+    with using_database(CATALOG):
+        members = StaffMember.objects.filter(role__in=NOTIFIED_ROLES[ticket.category])
+        addresses = sorted({m.user.email for m in members if m.is_active and m.user.email})
+    for address in addresses:
+        _notify(address, subject, ticket, message, _console_link(ticket))
+
+
+def open_ticket(*, tenant, user, subject: str, body: str, category: str, priority: int) -> Ticket:
+    """A tenant administrator (``user``, of ``tenant``) asks for help."""
+    subject = " ".join((subject or "").split())
+    if not subject:
+        raise StaffError("give the ticket a subject")
+    body = _clean_body(body)
+    if category not in dict(Ticket.CATEGORIES):
+        raise StaffError("unknown category")
+    priority = Ticket.URGENT if category == Ticket.SECURITY else int(priority)
+    if priority not in dict(Ticket.PRIORITIES):
+        raise StaffError("unknown priority")
+    name = user.get_full_name() or user.get_username()
+    with transaction.atomic(using=CATALOG):
+        ticket = Ticket.objects.create(
+            tenant=tenant,
+            subject=subject[:200],
+            category=category,
+            priority=priority,
+            opened_by_id=user.pk,
+            opened_by_name=name[:200],
+            opened_by_email=user.email,
+        )
+        message = TicketMessage.objects.create(
+            ticket=ticket, side=TicketMessage.CUSTOMER, author=name[:200], body=body
+        )
+    log_step(
+        "support.ticket_opened",
+        tenant,
+        by=user,
+        target=f"ticket #{ticket.pk}",
+        category=category,
+        priority=ticket.get_priority_display(),
+    )
+    label = "[Security report] " if category == Ticket.SECURITY else ""
+    _tell_staff(ticket, message, f"{label}New ticket #{ticket.pk} from {tenant.name}: {subject}")
+    if category == Ticket.SECURITY:
+        _notify(
+            user.email,
+            f"We received your security report (ticket #{ticket.pk})",
+            ticket,
+            message,
+            _tenant_link(ticket),
+            ack=True,
+        )
+    return ticket
+
+
+def customer_reply(ticket: Ticket, *, user, body: str) -> TicketMessage:
+    if ticket.is_closed:
+        raise StaffError("this ticket is closed: open a new one")
+    body = _clean_body(body)
+    name = user.get_full_name() or user.get_username()
+    with transaction.atomic(using=CATALOG):
+        message = TicketMessage.objects.create(
+            ticket=ticket, side=TicketMessage.CUSTOMER, author=name[:200], body=body
+        )
+        Ticket.objects.filter(pk=ticket.pk).update(state=Ticket.OPEN, updated_at=timezone.now())
+    ticket.refresh_from_db()
+    log_step(
+        "support.ticket_answered",
+        ticket.tenant,
+        by=user,
+        target=f"ticket #{ticket.pk}",
+        side="customer",
+    )
+    _tell_staff(ticket, message, f"Ticket #{ticket.pk} ({ticket.tenant.name}): new message")
+    return message
+
+
+def staff_reply(ticket: Ticket, *, member: StaffMember, body: str) -> TicketMessage:
+    require(member, "tickets.answer")
+    if ticket.is_closed:
+        raise StaffError("this ticket is closed")
+    body = _clean_body(body)
+    with transaction.atomic(using=CATALOG):
+        message = TicketMessage.objects.create(
+            ticket=ticket, side=TicketMessage.STAFF, author=member.name, body=body
+        )
+        Ticket.objects.filter(pk=ticket.pk).update(state=Ticket.ANSWERED, updated_at=timezone.now())
+    ticket.refresh_from_db()
+    log_step(
+        "support.ticket_answered",
+        ticket.tenant,
+        by=member.user,
+        target=f"ticket #{ticket.pk}",
+        side="staff",
+    )
+    _notify(
+        ticket.opened_by_email,
+        f"Oxygis support answered your ticket #{ticket.pk}: {ticket.subject}",
+        ticket,
+        message,
+        _tenant_link(ticket),
+    )
+    return message
+
+
+def close_ticket(ticket: Ticket, *, by) -> None:
+    """Closed by either side (``by``: a tenant user or a staff member's catalog user);
+    every grant on it ends with it."""
+    done = (
+        Ticket.objects.filter(pk=ticket.pk)
+        .exclude(state=Ticket.CLOSED)
+        .update(state=Ticket.CLOSED, closed_at=timezone.now(), updated_at=timezone.now())
+    )
+    if not done:
+        raise StaffError("this ticket is already closed")
+    ticket.refresh_from_db()
+    end_grants_of_ticket(ticket, by=by)
+    log_step(
+        "support.ticket_closed",
+        ticket.tenant,
+        by=by,
+        target=f"ticket #{ticket.pk}",
+    )
