@@ -408,3 +408,17 @@ def test_staff_manage_their_own_sign_in_but_never_turn_off_two_factor():
     assert done.status_code == 302
     assert anonymous.get("/accounts/reset/done/").status_code == 200
     assert client.post("/accounts/logout/").status_code == 302
+
+
+def test_staff_are_locked_out_after_repeated_failures():
+    """C14, S12: the console's sign-in has the tenants' lockout: five wrong passwords and
+    the right one is refused too (429), and the attempt is in the platform's log."""
+    staff = make_staff(StaffMember.SUPPORT)
+    attacker = HttpsClient(CONSOLE, REMOTE_ADDR="203.0.113.77")
+    for i in range(5):
+        attacker.post("/accounts/login/", {"username": staff.username, "password": f"No-{i}-x!"})
+    locked = attacker.post(
+        "/accounts/login/", {"username": staff.username, "password": STAFF_PASSWORD}
+    )
+    assert locked.status_code == 429
+    assert [e for e in platform_events("login.failure") if e.target == staff.username]

@@ -215,9 +215,9 @@ class Alert(models.Model):
     resolved_at = models.DateTimeField(null=True, blank=True)
     # Someone on the console has seen it and is on it (the alert stays open until its
     # condition clears, or someone resolves it by hand).
-    acknowledged_at = models.DateTimeField(null=True, blank=True)
-    acknowledged_by = models.CharField(max_length=200, blank=True)
-    resolved_by = models.CharField(max_length=200, blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True, editable=False)
+    acknowledged_by = models.CharField(max_length=200, blank=True, editable=False)
+    resolved_by = models.CharField(max_length=200, blank=True, editable=False)
 
     class Meta:
         ordering = ["-raised_at"]

@@ -67,7 +67,7 @@ class SupportPolicy(models.Model):
     tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="+")
     staff_access = models.CharField(max_length=10, choices=CHOICES, default=APPROVAL)
     updated_at = models.DateTimeField(auto_now=True)
-    updated_by = models.CharField(max_length=200, blank=True)
+    updated_by = models.CharField(max_length=200, blank=True, editable=False)
 
     def __str__(self) -> str:
         return f"{self.tenant_id}: {self.staff_access}"

@@ -73,7 +73,7 @@ class Command(BaseCommand):
         out("")
         out(self.style.SUCCESS("Oxygis is starting"))
         out(f"  demo workspace:    {site_url('demo')}")
-        out(f"  platform console:  {site_url(None)}")
+        out(f"  platform console:  {site_url(None)} (staff: `oxygis staff create`)")
         if not settings.PRODUCTION:
             out(f"  data folder:       {settings.VAR_DIR}")
             out(f"  CA certificate:    {Path(settings.VAR_DIR) / 'tls' / 'ca.pem'}")
