@@ -18,6 +18,7 @@ Every step is recorded in the tenant's audit log and in the platform's.
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from datetime import timedelta
 
@@ -38,22 +39,24 @@ from .links import console_link, tenant_link
 from .models import AccessGrant, StaffMember, SupportHandoff, SupportPolicy, Ticket
 from .staff import StaffError, require
 
+log = logging.getLogger("oxygis.platform")
+
 HANDOFF_SALT = "oxygis.platform.grants.handoff"
 DECISION_PURPOSE = "oxygis.platform.grants.decision"
 DECISION_MAX_AGE = int(AccessGrant.REQUEST_VALID.total_seconds())
 
 
+def send_quietly(to: str, subject: str, template: str, context: dict) -> None:
+    """E-mail a notice; the step it tells of is stored whatever the mail does (the
+    tenant's support page and the console show it), and a failure is logged."""
+    try:
+        send_templated(to, subject, template, context)
+    except Exception as exc:
+        log.error("could not e-mail %s (%s): %s", to, subject, exc)
+
+
 def staff_label(member: StaffMember) -> str:
     return f"Support: {member.name}"
-
-
-def log_both(action: str, tenant, *, staff_side, tenant_side, target: str = "", **details):
-    """Record one step in the tenant's log (where its administrator reads it) and in the
-    platform's. ``staff_side``/``tenant_side``: the actor as each log names it."""
-    with tenant_context(tenant):
-        record(action, actor=tenant_side, target=target, **details)
-    with using_database(CATALOG):
-        record(action, actor=staff_side, target=target, tenant=tenant.slug, **details)
 
 
 def _grant_details(grant: AccessGrant) -> dict:
@@ -83,11 +86,13 @@ def sides(by, tenant) -> tuple[object, object]:
 
 
 def log_step(action: str, tenant, *, by, target: str, **details) -> None:
-    """``log_both`` with each log's name for ``by`` (see ``sides``)."""
+    """Record one step in the tenant's log (where its administrator reads it) and in the
+    platform's, each naming ``by`` its own way (see ``sides``)."""
     tenant_side, platform_side = sides(by, tenant)
-    log_both(
-        action, tenant, staff_side=platform_side, tenant_side=tenant_side, target=target, **details
-    )
+    with tenant_context(tenant):
+        record(action, actor=tenant_side, target=target, **details)
+    with using_database(CATALOG):
+        record(action, actor=platform_side, target=target, tenant=tenant.slug, **details)
 
 
 def _log_grant(action: str, grant: AccessGrant, *, by, **extra) -> None:
@@ -172,7 +177,7 @@ def _ask_administrators(grant: AccessGrant) -> None:
         link = tenant_link(
             grant.tenant.slug, "support-grant-email", token=decision_token(grant, admin)
         )
-        send_templated(
+        send_quietly(
             admin.email,
             f"Oxygis support asks to access {grant.tenant.name} (ticket #{grant.ticket_id})",
             "platform/email/grant_request",
@@ -268,7 +273,7 @@ def _tell_staff(grant: AccessGrant, what: str) -> None:
     with using_database(CATALOG):
         email = grant.staff.user.email
     if email:
-        send_templated(
+        send_quietly(
             email,
             f"Access to {grant.tenant.name} {what} (ticket #{grant.ticket_id})",
             "platform/email/grant_decided",

@@ -7,20 +7,15 @@ once (S10: reports are handled at top priority).
 
 from __future__ import annotations
 
-import logging
-
 from django.db import transaction
 from django.utils import timezone
 
-from oxygis.core.mail import send_templated
 from oxygis.tenancy.context import CATALOG, using_database
 
-from .grants import end_grants_of_ticket, log_step
+from .grants import end_grants_of_ticket, log_step, send_quietly
 from .links import console_link, tenant_link
 from .models import StaffMember, Ticket, TicketMessage
 from .staff import StaffError, require
-
-log = logging.getLogger("oxygis.platform.tickets")
 
 # Who is told of a new ticket or a customer's answer, by category.
 NOTIFIED_ROLES = {
@@ -40,17 +35,13 @@ def _clean_body(body: str) -> str:
 
 
 def _notify(to: str, subject: str, ticket: Ticket, message: TicketMessage, link: str, *, ack=False):
-    if not to:
-        return
-    try:
-        send_templated(
+    if to:
+        send_quietly(
             to,
             subject,
             "platform/email/ticket",
             {"ticket": ticket, "message": message, "link": link, "acknowledgement": ack},
         )
-    except Exception as exc:  # the ticket is stored whatever the mail does; said in the log
-        log.error("could not e-mail %s about ticket #%s: %s", to, ticket.pk, exc)
 
 
 def _console_link(ticket: Ticket) -> str:
