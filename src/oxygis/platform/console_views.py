@@ -27,6 +27,7 @@ from oxygis.tenancy.models import Plan, Tenant
 from oxygis.tenancy.tenants import TenantError
 
 from . import grants, lifecycle, staff, tickets
+from .feedback import told
 from .models import AccessGrant, StaffMember, SupportPolicy, TenantDropRequest, Ticket
 from .staff import StaffError
 
@@ -168,21 +169,17 @@ def tenant(request, slug):
 @staff_right("tenants.manage")
 def tenant_change(request, slug, change):
     item = _tenant(slug)
-    try:
+    if change not in ("suspend", "resume", "plan"):
+        raise Http404("no such change")
+    with told(request, f"{item.slug}: {change} done."):
         if change == "suspend":
             lifecycle.suspend(item, by=request.user, request=request)
         elif change == "resume":
             lifecycle.resume(item, by=request.user, request=request)
-        elif change == "plan":
+        else:
             lifecycle.change_plan(
                 item, request.POST.get("plan", ""), by=request.user, request=request
             )
-        else:
-            raise Http404("no such change")
-    except TenantError as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(request, f"{item.slug}: {change} done.")
     return redirect("console-tenant", slug=item.slug)
 
 
@@ -190,15 +187,9 @@ def tenant_change(request, slug, change):
 @staff_right("tenants.drop")
 def tenant_drop(request, slug):
     item = _tenant(slug)
-    try:
+    with told(request, f"Dropping {item.slug} now waits for a second administrator's approval."):
         lifecycle.request_drop(
             item, member=request.staff, typed=request.POST.get("confirm", ""), request=request
-        )
-    except TenantError as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(
-            request, f"Dropping {item.slug} now waits for a second administrator's approval."
         )
     return redirect("console-tenant", slug=item.slug)
 
@@ -394,12 +385,8 @@ def ticket(request, ticket_id):
 @staff_right("tickets.answer")
 def ticket_close(request, ticket_id):
     item = _ticket(ticket_id)
-    try:
+    with told(request, f"Ticket #{item.pk} closed; its grants ended."):
         tickets.close_ticket(item, by=request.user)
-    except StaffError as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(request, f"Ticket #{item.pk} closed; its grants ended.")
     return redirect("console-ticket", ticket_id=item.pk)
 
 
@@ -464,15 +451,11 @@ def staff_change(request, member_id, change):
     member = StaffMember.objects.filter(pk=member_id).first()
     if member is None:
         raise Http404("no such staff member")
-    try:
+    if change not in ("role", "disable", "enable"):
+        raise Http404("no such change")
+    with told(request, f"{member.name}: {change} done."):
         if change == "role":
             staff.set_role(member, request.POST.get("role", ""), by=request.user)
-        elif change in ("disable", "enable"):
-            staff.set_active(member, change == "enable", by=request.user)
         else:
-            raise Http404("no such change")
-    except StaffError as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(request, f"{member.name}: {change} done.")
+            staff.set_active(member, change == "enable", by=request.user)
     return redirect("console-staff")

@@ -22,6 +22,7 @@ from oxygis.accounts.middleware import LOGIN_AT, SEEN_AT
 from oxygis.audit.events import record
 
 from . import grants, tickets
+from .feedback import told
 from .middleware import SUPPORT_GRANT
 from .models import AccessGrant, SupportPolicy, Ticket
 from .staff import StaffError
@@ -146,12 +147,8 @@ def ticket(request, ticket_id):
 @permission_required(MANAGE, raise_exception=True)
 def ticket_close(request, ticket_id):
     item = _ticket(request, ticket_id)
-    try:
+    with told(request, f"Ticket #{item.pk} closed; any staff access on it ended."):
         tickets.close_ticket(item, by=request.user)
-    except StaffError as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(request, f"Ticket #{item.pk} closed; any staff access on it ended.")
     return redirect("support-ticket", ticket_id=item.pk)
 
 
@@ -161,16 +158,12 @@ def grant_decide(request, grant_id, decision):
     grant = _grant(request, grant_id)
     if decision not in ("approve", "deny", "revoke"):
         raise Http404("no such decision")
-    try:
+    done = {"approve": "approved", "deny": "denied", "revoke": "revoked"}[decision]
+    with told(request, f"Staff access {done}."):
         if decision == "revoke":
             grants.revoke(grant, by=request.user)
         else:
             getattr(grants, decision)(grant, by=request.user, via="instance")
-    except StaffError as exc:
-        messages.error(request, str(exc))
-    else:
-        done = {"approve": "approved", "deny": "denied", "revoke": "revoked"}[decision]
-        messages.success(request, f"Staff access {done}.")
     return redirect("support-ticket", ticket_id=grant.ticket_id)
 
 
