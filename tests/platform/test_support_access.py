@@ -406,3 +406,37 @@ def test_the_access_log_names_the_staff_member_and_grant_never_the_hand_off(
         assert entered and all(line["path"] == "/support/enter/[redacted]/" for line in entered)
     finally:
         accesslog.reset_logger()
+
+
+def test_a_hand_off_link_raced_by_many_requests_opens_one_session(alpha, policy):
+    """C14: eight requests with the same link at the same moment: exactly one session
+    opens (the link is spent by one conditional update), the others are refused."""
+    import threading
+
+    from django.db import connections
+
+    from oxygis.platform.grants import HandoffRefused, spend_handoff
+
+    policy(SupportPolicy.ALLOWED)
+    support = make_staff(StaffMember.SUPPORT)
+    _, ticket = open_ticket_as_owner(alpha, subject="Race")
+    console, grant = ask_access(support, ticket)
+    token = handoff_path(console, grant, alpha).split("/")[-2]
+    start, outcomes = threading.Barrier(8), []
+
+    def use():
+        start.wait()
+        try:
+            outcomes.append(spend_handoff(token, alpha.tenant).pk)
+        except HandoffRefused as exc:
+            outcomes.append(str(exc))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=use) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes.count(grant.pk) == 1, outcomes
+    assert outcomes.count("link already used") == 7, outcomes
