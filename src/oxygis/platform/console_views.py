@@ -437,7 +437,7 @@ def staff_list(request):
                 messages.success(request, f"{member.name} invited by e-mail.")
                 return redirect("console-staff")
     context = {
-        "members": StaffMember.objects.order_by("name"),
+        "members": staff.with_users(StaffMember.objects.order_by("name")),
         "form": form,
         "roles": StaffMember.ROLES,
         "can_manage": staff.may(request.staff, "staff.manage"),

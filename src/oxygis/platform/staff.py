@@ -107,6 +107,15 @@ def staff_of(user) -> StaffMember | None:
     return member
 
 
+def with_users(members) -> list[StaffMember]:
+    """Staff members with their catalog users loaded in one query (not one per row)."""
+    members = list(members)
+    users = get_user_model()._default_manager.using(CATALOG).in_bulk([m.user_id for m in members])
+    for member in members:
+        member.__dict__["user"] = users[member.user_id]
+    return members
+
+
 def may(member: StaffMember | None, right: str) -> bool:
     return member is not None and member.is_active and right in RIGHTS[member.role]
 

@@ -15,7 +15,7 @@ from oxygis.tenancy.context import CATALOG, using_database
 from .grants import end_grants_of_ticket, log_step, send_quietly
 from .links import console_link, tenant_link
 from .models import StaffMember, Ticket, TicketMessage
-from .staff import StaffError, require
+from .staff import StaffError, require, with_users
 
 # Who is told of a new ticket or a customer's answer, by category.
 NOTIFIED_ROLES = {
@@ -54,7 +54,7 @@ def _tenant_link(ticket: Ticket) -> str:
 
 def _tell_staff(ticket: Ticket, message: TicketMessage, subject: str) -> None:
     with using_database(CATALOG):
-        members = StaffMember.objects.filter(role__in=NOTIFIED_ROLES[ticket.category])
+        members = with_users(StaffMember.objects.filter(role__in=NOTIFIED_ROLES[ticket.category]))
         addresses = sorted({m.user.email for m in members if m.is_active and m.user.email})
     for address in addresses:
         _notify(address, subject, ticket, message, _console_link(ticket))

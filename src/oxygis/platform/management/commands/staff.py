@@ -15,7 +15,15 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from oxygis.platform.models import StaffMember
-from oxygis.platform.staff import RIGHTS, Operator, StaffError, create_staff, set_active, set_role
+from oxygis.platform.staff import (
+    RIGHTS,
+    Operator,
+    StaffError,
+    create_staff,
+    set_active,
+    set_role,
+    with_users,
+)
 from oxygis.tenancy.commands import write_table
 from oxygis.tenancy.context import CATALOG, using_database
 
@@ -79,7 +87,7 @@ class Command(BaseCommand):
 
     def do_list(self, **_):
         rows = [("USERNAME", "NAME", "ROLE", "STATE", "E-MAIL")]
-        for m in sorted(StaffMember.objects.all(), key=lambda m: m.user.username):
+        for m in sorted(with_users(StaffMember.objects.all()), key=lambda m: m.user.username):
             state = "active" if m.user.is_active else "disabled"
             rows.append((m.user.username, m.name, m.role, state, m.user.email))
         write_table(self.stdout, rows)
