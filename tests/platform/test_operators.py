@@ -57,6 +57,14 @@ def test_staff_are_created_by_the_operator_with_a_checked_password():
         assert user.check_password("Granite-Owl-2026!") and not user.is_superuser
     assert StaffMember.objects.get(user_id=user.pk).role == StaffMember.OPERATIONS
     assert last_event("staff.created", username).actor == OPERATOR
+    for bad, fragment in (
+        (["--name", "Olga\r\nBcc: x@evil.example"], "line"),
+        (["--email", "not-an-address@"], "valid email"),
+    ):
+        other = [*args[:2], f"x{username}", *args[3:]]
+        at = other.index(bad[0])
+        other[at + 1] = bad[1]
+        assert_one_line_error(oxygis(*other, input="Granite-Owl-2026!\n"), fragment)
     listed = oxygis("staff", "list")
     assert username in listed.stdout and "operations" in listed.stdout
     assert oxygis("staff", "role", username, "security").returncode == 0

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.validators import validate_email
 from django.db import transaction
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
@@ -23,6 +24,7 @@ from django.utils.http import urlsafe_base64_encode
 from oxygis.accounts.tokens import invitation_token_generator
 from oxygis.audit.events import record
 from oxygis.core.mail import send_templated
+from oxygis.core.text import validate_single_line
 from oxygis.tenancy.context import CATALOG, using_database
 
 from .links import console_link
@@ -147,6 +149,14 @@ def create_staff(
     username, email, name = username.strip().lower(), email.strip(), name.strip()
     if not username or not name or "@" not in email:
         raise StaffError("a staff member needs a user name, a name and an e-mail address")
+    try:
+        # The model's own rules, which create() does not run: the name is shown to
+        # customers and goes into e-mail subjects and both audit logs.
+        validate_single_line(name)
+        validate_email(email)
+        get_user_model().username_validator(username)
+    except ValidationError as exc:
+        raise StaffError(" ".join(exc.messages)) from None
     with using_database(CATALOG):
         User = get_user_model()
         if User.objects.filter(username__iexact=username).exists():
