@@ -33,3 +33,12 @@ def browser():
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+def sign_in(page, base: str, username: str, password: str) -> None:
+    """Sign in on the page at ``base`` (a tenant's or the console's address), as a person
+    does: the form, the button."""
+    page.goto(base + "/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("button:has-text('Sign in')")

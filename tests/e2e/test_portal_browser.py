@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+from tests.e2e.conftest import sign_in
 from tests.fixtures import link_in, mails_to
 from tests.served import Served, free_port
 from tests.tenancy.test_cli import oxygis
@@ -30,10 +31,7 @@ def test_customer_confirms_from_the_emailed_link(browser, tmp_path):
     customer = browser.new_context(ignore_https_errors=True)  # no shared cookies
     try:
         page = seller.new_page()
-        page.goto(base + "/accounts/login/")
-        page.fill("#id_username", "sam")
-        page.fill("#id_password", PASSWORD)
-        page.click("button:has-text('Sign in')")
+        sign_in(page, base, "sam", PASSWORD)
         page.click("a:has-text('Orders')")
         page.click("a:has-text('SO00001')")
         page.click("button:has-text('Send by e-mail')")

@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 
+from tests.e2e.conftest import sign_in
 from tests.fixtures import totp, unique_slug
 from tests.served import Served, free_port
 from tests.tenancy.test_cli import oxygis
@@ -53,10 +54,7 @@ def test_ticket_grant_approval_support_session_and_audit(browser, tmp_path):
     staff = browser.new_context(ignore_https_errors=True)  # no shared cookies
     try:
         admin = customer.new_page()
-        admin.goto(demo + "/accounts/login/")
-        admin.fill("#id_username", "admin")
-        admin.fill("#id_password", ADMIN_PASSWORD)
-        admin.click("button:has-text('Sign in')")
+        sign_in(admin, demo, "admin", ADMIN_PASSWORD)
         admin.click("a:has-text('Support')")
         admin.click("a:has-text('Ask Oxygis support for help')")
         admin.fill("#id_subject", "Order totals look wrong")
@@ -67,10 +65,7 @@ def test_ticket_grant_approval_support_session_and_audit(browser, tmp_path):
 
         # Support's first sign-in: the console shows nothing but 2FA enrolment.
         page = staff.new_page()
-        page.goto(console + "/")
-        page.fill("#id_username", username)
-        page.fill("#id_password", STAFF_PASSWORD)
-        page.click("button:has-text('Sign in')")
+        sign_in(page, console, username, STAFF_PASSWORD)
         assert "/accounts/2fa/setup/" in page.url
         secret = page.inner_text("#totp-secret").strip()
         page.fill("#id_code", totp(secret))

@@ -86,9 +86,14 @@ def _last_good_backups(tenants) -> dict:
     return last
 
 
+def _concerns(tenant, key: str) -> bool:
+    """Is an alert (by its key) about ``tenant``? Keys name a tenant by id or slug."""
+    return tenant.id.hex in key or f":{tenant.slug}" in key
+
+
 def _alert_counts(tenants) -> dict:
     keys = list(alert_actions.open_alerts().values_list("key", flat=True))
-    return {t.slug: sum(1 for k in keys if t.id.hex in k or f":{t.slug}" in k) for t in tenants}
+    return {t.slug: sum(1 for k in keys if _concerns(t, k)) for t in tenants}
 
 
 @staff_right("tenants.view")
@@ -148,9 +153,7 @@ def tenant(request, slug):
         "backups": backups,
         "restores": restores,
         "restorable": (Backup.GOOD, Backup.DEGRADED),
-        "alerts": [
-            a for a in alert_actions.open_alerts() if item.id.hex in a.key or f":{slug}" in a.key
-        ],
+        "alerts": [a for a in alert_actions.open_alerts() if _concerns(item, a.key)],
         "tickets": Ticket.objects.filter(tenant=item).order_by("-updated_at")[:20],
         "drop": TenantDropRequest.objects.filter(
             tenant_id_value=item.pk, state=TenantDropRequest.PENDING
