@@ -31,6 +31,8 @@ os.environ.update(
     OXYGIS_ENV="test",
     OXYGIS_VAR_DIR=VAR_DIR,
     OXYGIS_DB_PREFIX=PREFIX,
+    # Workers started by tests do not scan the hosts on their own (tests/security does).
+    OXYGIS_SECURITY_SCAN_EVERY_HOURS="0",
 )
 
 

@@ -106,6 +106,7 @@ INSTALLED_APPS = [
     "oxygis.portal",
     "oxygis.backups",
     "oxygis.platform",
+    "oxygis.security",
     "oxygis.web",
 ]
 AUTH_USER_MODEL = "accounts.User"
@@ -355,6 +356,30 @@ PITR_RECOVERY_SECONDS = config.env_int("PITR_RECOVERY_SECONDS", 6 * 3600, minimu
 
 # --- security.txt (S10) -----------------------------------------------------------
 SECURITY_CONTACT = config.env_str("SECURITY_CONTACT") or "mailto:security@oxygis.eu"
+
+# --- security self-check and scans (S11) ----------------------------------------
+# `oxygis security check`, and the worker's daily scan of every kind of host we serve.
+SECURITY_ADVISORIES_DIR = Path(config.env_str("SECURITY_ADVISORIES_DIR") or VAR_DIR / "advisories")
+SECURITY_ADVISORIES_URL = (
+    config.env_str("SECURITY_ADVISORIES_URL")
+    or "https://osv-vulnerabilities.storage.googleapis.com/PyPI/all.zip"
+)
+# Off: never ask OSV's live API; the cached database only (air-gapped hosts).
+SECURITY_ADVISORIES_ONLINE = config.env_bool("SECURITY_ADVISORIES_ONLINE", True)
+# A cached database older than this is a finding itself (0: any age is accepted).
+SECURITY_ADVISORIES_MAX_AGE_DAYS = config.env_int("SECURITY_ADVISORIES_MAX_AGE_DAYS", 7, minimum=0)
+# The hashed lock files the dependency audit reads: by default the checkout's own.
+_REPOSITORY = Path(__file__).resolve().parents[2]
+SECURITY_LOCK_FILES = config.env_list("SECURITY_LOCK_FILES") or [
+    str(_REPOSITORY / "requirements" / "base.lock")
+]
+# Where the scan connects instead of resolving each host name (SNI and Host stay the
+# name), e.g. 127.0.0.1 when the worker runs beside the server.
+SECURITY_SCAN_CONNECT = config.env_str("SECURITY_SCAN_CONNECT")
+# A CA bundle to trust for the scanned names (the embedded mode's own CA by default).
+SECURITY_SCAN_CAFILE = config.env_str("SECURITY_SCAN_CAFILE")
+# 0: the worker never scans (the tests, and hosts scanned from elsewhere).
+SECURITY_SCAN_EVERY_HOURS = config.env_int("SECURITY_SCAN_EVERY_HOURS", 24, minimum=0)
 
 # --- access log and audit trail (C17) ----------------------------------------------
 # One JSON line per request (audit/accesslog.py): to stdout, or to daily files named

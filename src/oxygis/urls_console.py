@@ -37,6 +37,7 @@ urlpatterns = [
     path("tickets/<id:ticket_id>/", views.ticket, name="console-ticket"),
     path("tickets/<id:ticket_id>/close/", views.ticket_close, name="console-ticket-close"),
     path("grants/<id:grant_id>/open/", views.grant_open, name="console-grant-open"),
+    path("security/", views.security, name="console-security"),
     path("audit/", views.audit, name="console-audit"),
     path("staff/", views.staff_list, name="console-staff"),
     path("staff/<id:member_id>/<slug:change>/", views.staff_change, name="console-staff-change"),

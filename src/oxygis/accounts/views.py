@@ -302,7 +302,7 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
 class InvitationAcceptView(PasswordResetConfirmView):
     template_name = "accounts/invitation_accept.html"
     token_generator = invitation_token_generator
-    reset_url_token = "set-password"  # noqa: S105 - a URL segment, not a secret
+    reset_url_token = "set-password"  # noqa: S105 # nosec B105 # a URL segment, not a secret
     audit_action = "invitation.accepted"
 
 

@@ -53,6 +53,9 @@ ACTIONS = {
     "backup.pruned": "Backup deleted by the retention policy",
     # Support (C14): in the tenant's log and in the platform's.
     "support.ticket_opened": "Support ticket opened",
+    "security.report_received": "Security report received",
+    "security.report_advanced": "Security report moved on",
+    "security.scan_requested": "Security scan run by hand",
     "support.ticket_answered": "Support ticket answered",
     "support.ticket_closed": "Support ticket closed",
     "support.policy_changed": "Staff access policy changed",

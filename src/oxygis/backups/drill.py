@@ -121,7 +121,7 @@ def _scratch_environment(folder: Path, prefix: str) -> tuple[dict, str | None]:
 
 
 def _run(env: dict, *args: str, timeout: float | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(  # noqa: S603 (this interpreter, fixed arguments)
+    return subprocess.run(  # noqa: S603 # nosec B603 # this interpreter, fixed arguments
         [sys.executable, "-m", "oxygis.cli", *args],
         env=env,
         capture_output=True,

@@ -186,7 +186,7 @@ def _sqlite_snapshot(conn) -> Snapshot:
     return _snapshot(
         conn.execute,
         _SQLITE_TABLES,
-        lambda table: 'SELECT count(*) FROM "{}"'.format(table.replace('"', '""')),  # noqa: S608
+        lambda table: 'SELECT count(*) FROM "{}"'.format(table.replace('"', '""')),  # noqa: S608 # nosec B608 # a table name from sqlite_master, quoted as an identifier
     )
 
 
@@ -218,7 +218,7 @@ def _pg_dump(ref: DatabaseRef):
         conninfo, env = ref.client_args()
         with tempfile.TemporaryFile() as errors:
             # Uncompressed custom format: zstd compresses better and faster, after.
-            proc = subprocess.Popen(  # noqa: S603 (fixed program, no shell)
+            proc = subprocess.Popen(  # noqa: S603 # nosec B603 # fixed program, no shell
                 [
                     _tool("pg_dump"),
                     "--format=custom",
@@ -274,7 +274,7 @@ def restore_sink(ref: DatabaseRef):
     if ref.engine == "postgresql":
         conninfo, env = ref.client_args()
         with tempfile.TemporaryFile() as errors:
-            proc = subprocess.Popen(  # noqa: S603 (fixed program, no shell)
+            proc = subprocess.Popen(  # noqa: S603 # nosec B603 # fixed program, no shell
                 [
                     _tool("pg_restore"),
                     "--no-owner",

@@ -147,7 +147,7 @@ def restore_test_due(now: datetime | None = None) -> bool:
 def run_restore_tests(sites=None, keys=None, sample: int = RESTORE_TEST_SAMPLE, progress=None):
     """Restore a random sample of the latest good backups into scratch databases."""
     candidates = [b for t in all_targets() if (b := last_good(t.key)) is not None]
-    chosen = random.sample(candidates, min(sample, len(candidates)))
+    chosen = random.sample(candidates, min(sample, len(candidates)))  # nosec B311 # which backups to test-restore: a sample, not a secret
     results = []
     for backup in chosen:
         run = restore.request_restore(backup, Restore.TEST, "worker: weekly restore test")

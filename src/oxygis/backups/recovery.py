@@ -271,7 +271,7 @@ def drill_sample(tenants: list, size: int, rank, seed: int) -> list:
         by_plan.setdefault(tenant.plan.code, []).append(tenant)
     chosen = [group[0] for group in by_plan.values()][:size]
     rest = [t for t in tenants if t not in chosen]
-    random.Random(seed).shuffle(rest)  # noqa: S311 (a sample, not a secret)
+    random.Random(seed).shuffle(rest)  # noqa: S311 # nosec B311 # a sample, not a secret
     return chosen + rest[: max(0, size - len(chosen))]
 
 

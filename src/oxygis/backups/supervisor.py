@@ -40,7 +40,7 @@ class Supervisor:
     def _spawn(self) -> subprocess.Popen:
         command = [sys.executable, "-m", "oxygis.cli", "worker", "--interval", str(self.interval)]
         env = {**os.environ, SUPERVISOR_ENV: str(os.getpid())}
-        child = subprocess.Popen(command, env=env)  # noqa: S603 (our own program, no shell)
+        child = subprocess.Popen(command, env=env)  # noqa: S603 # nosec B603 # our own program, no shell
         log.info("backup worker started (pid %s)", child.pid)
         return child
 

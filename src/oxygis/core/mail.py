@@ -38,7 +38,9 @@ class EmlFileBackend(BaseEmailBackend):
         return sent
 
 
-def send_templated(to: str, subject: str, template: str, context: dict) -> None:
+def send_templated(
+    to: str, subject: str, template: str, context: dict, *, reply_to: str | None = None
+) -> None:
     """Send ``<template>.txt`` and ``<template>.html`` (both auto-escaped) to ``to``.
 
     The subject is made one line here, whatever the names put in it hold: a stored name
@@ -46,7 +48,11 @@ def send_templated(to: str, subject: str, template: str, context: dict) -> None:
     text = render_to_string(f"{template}.txt", context)
     html = render_to_string(f"{template}.html", context)
     message = EmailMultiAlternatives(
-        header_safe(subject), text, settings.DEFAULT_FROM_EMAIL, [header_safe(to)]
+        header_safe(subject),
+        text,
+        settings.DEFAULT_FROM_EMAIL,
+        [header_safe(to)],
+        reply_to=[header_safe(reply_to)] if reply_to else None,
     )
     message.attach_alternative(html, "text/html")
     message.send()

@@ -26,9 +26,16 @@ from oxygis.tenancy.hosts import site_url
 from oxygis.tenancy.models import Plan, Tenant
 from oxygis.tenancy.tenants import TenantError
 
-from . import grants, lifecycle, staff, tickets
+from . import disclosure, grants, lifecycle, staff, tickets
 from .feedback import told
-from .models import AccessGrant, StaffMember, SupportPolicy, TenantDropRequest, Ticket
+from .models import (
+    AccessGrant,
+    SecurityReport,
+    StaffMember,
+    SupportPolicy,
+    TenantDropRequest,
+    Ticket,
+)
 from .staff import StaffError
 
 
@@ -345,6 +352,27 @@ class GrantRequestForm(forms.Form):
     reason = forms.CharField(max_length=300, help_text="The customer reads it.")
 
 
+class ReportStepForm(forms.Form):
+    stage = forms.ChoiceField(label="Move to")
+    severity = forms.ChoiceField(choices=SecurityReport.SEVERITIES, required=False)
+    fixed_in = forms.CharField(
+        label="Fixed in release", max_length=100, required=False, help_text="when fixed"
+    )
+    advisory_id = forms.CharField(
+        label="Advisory", max_length=100, required=False, help_text="e.g. OXY-2026-001"
+    )
+    advisory_url = forms.URLField(label="Advisory address", required=False)
+    note = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+
+    def __init__(self, *args, report=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        stages = dict(SecurityReport.STAGES)
+        following = SecurityReport.NEXT.get(report.stage, ()) if report else ()
+        self.fields["stage"].choices = [(s, stages[s]) for s in following]
+        if report is not None:
+            self.fields["severity"].initial = report.severity
+
+
 def _ticket(ticket_id) -> Ticket:
     ticket = Ticket.objects.select_related("tenant").filter(pk=ticket_id).first()
     if ticket is None:
@@ -358,8 +386,16 @@ def ticket(request, ticket_id):
     member = request.staff
     reply = StaffReplyForm(request.POST if request.POST.get("form") == "reply" else None)
     ask = GrantRequestForm(request.POST if request.POST.get("form") == "grant" else None)
+    report = disclosure.report_for(item) if item.category == Ticket.SECURITY else None
+    step = ReportStepForm(
+        request.POST if request.POST.get("form") == "security" else None, report=report
+    )
     if request.method == "POST":
         try:
+            if report is not None and step.is_bound and step.is_valid():
+                disclosure.advance(report, member=member, **step.cleaned_data)
+                messages.success(request, "Security report moved on.")
+                return redirect("console-ticket", ticket_id=item.pk)
             if reply.is_bound and reply.is_valid():
                 tickets.staff_reply(item, member=member, body=reply.cleaned_data["body"])
                 messages.success(request, "Answer sent; the customer is e-mailed.")
@@ -368,10 +404,14 @@ def ticket(request, ticket_id):
                 grant = grants.request_grant(member, item, **ask.cleaned_data)
                 messages.success(request, f"Access {grant.get_state_display().lower()}.")
                 return redirect("console-ticket", ticket_id=item.pk)
-        except (StaffError, PermissionDenied) as exc:
+        except (StaffError, PermissionDenied, disclosure.DisclosureError) as exc:
             messages.error(request, str(exc))
     context = {
         "ticket": item,
+        "report": report,
+        "report_due": disclosure.deadline(report) if report else None,
+        "step": step,
+        "can_track": staff.may(member, "security.reports"),
         "ticket_messages": item.messages.all(),
         "grants": item.grants.select_related("staff").order_by("-requested_at"),
         "reply": reply,
@@ -379,7 +419,8 @@ def ticket(request, ticket_id):
         "can_answer": staff.may(member, "tickets.answer"),
         "can_request": staff.may(member, "grants.request"),
         "member": member,
-        "policy": SupportPolicy.for_tenant(item.tenant),
+        # An outsider's e-mailed report has no tenant: nothing to enter, no grant.
+        "policy": SupportPolicy.for_tenant(item.tenant) if item.tenant else SupportPolicy.NEVER,
     }
     return render(request, "console/ticket.html", context)
 
@@ -410,6 +451,21 @@ def grant_open(request, grant_id):
     response = render(request, "console/handoff.html", {"grant": grant, "url": url})
     response["Cache-Control"] = "no-store"
     return response
+
+
+# --- security: scans and reports (S10, S11) -----------------------------------------------
+@staff_right("security.scans")
+def security(request):
+    from oxygis.security.models import ScanRun
+
+    runs = ScanRun.objects.prefetch_related("results")[:10]
+    context = {
+        "latest": runs[0] if runs else None,
+        "runs": runs,
+        "can_track": staff.may(request.staff, "security.reports"),
+        "reports": disclosure.board() if staff.may(request.staff, "security.reports") else [],
+    }
+    return render(request, "console/security.html", context)
 
 
 # --- audit and staff ----------------------------------------------------------------------

@@ -46,11 +46,11 @@ DECISION_PURPOSE = "oxygis.platform.grants.decision"
 DECISION_MAX_AGE = int(AccessGrant.REQUEST_VALID.total_seconds())
 
 
-def send_quietly(to: str, subject: str, template: str, context: dict) -> None:
+def send_quietly(to: str, subject: str, template: str, context: dict, **options) -> None:
     """E-mail a notice; the step it tells of is stored whatever the mail does (the
     tenant's support page and the console show it), and a failure is logged."""
     try:
-        send_templated(to, subject, template, context)
+        send_templated(to, subject, template, context, **options)
     except Exception as exc:
         log.error("could not e-mail %s (%s): %s", to, subject, exc)
 
@@ -111,6 +111,8 @@ def request_grant(member: StaffMember, ticket: Ticket, *, scope: str, minutes: i
     require(member, "grants.request")
     if ticket.is_closed:
         raise StaffError(f"ticket #{ticket.pk} is closed")
+    if ticket.tenant is None:
+        raise StaffError("this report came from outside: there is no workspace to enter")
     if scope not in (AccessGrant.READ, AccessGrant.WRITE):
         raise StaffError("the scope is read or write")
     if not 5 <= int(minutes) <= AccessGrant.MAX_MINUTES:

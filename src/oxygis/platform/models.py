@@ -90,7 +90,10 @@ class Ticket(models.Model):
     OPEN, ANSWERED, CLOSED = "open", "answered", "closed"
     STATES = [(OPEN, "Waiting for support"), (ANSWERED, "Answered"), (CLOSED, "Closed")]
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    # None: a security report e-mailed from outside (security.txt), no tenant behind it.
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, related_name="+", null=True, blank=True
+    )
     subject = models.CharField(max_length=200, validators=[validate_single_line])
     category = models.CharField(max_length=10, choices=CATEGORIES, default=QUESTION)
     priority = models.PositiveSmallIntegerField(choices=PRIORITIES, default=NORMAL)
@@ -117,6 +120,73 @@ class Ticket(models.Model):
     @property
     def is_closed(self) -> bool:
         return self.state == self.CLOSED
+
+
+class SecurityReport(models.Model):
+    """A vulnerability report's way from received to fixed and disclosed (S10).
+
+    One per security ticket, whether it came from the in-app form or by e-mail. The
+    response times promised in SECURITY.md are ``DEADLINES``; the console shows what is
+    late."""
+
+    RECEIVED, TRIAGED, FIXING, FIXED, DISCLOSED, REJECTED = (
+        "received",
+        "triaged",
+        "fixing",
+        "fixed",
+        "disclosed",
+        "rejected",
+    )
+    STAGES = [
+        (RECEIVED, "Received"),
+        (TRIAGED, "Triaged"),
+        (FIXING, "Fix in progress"),
+        (FIXED, "Fixed"),
+        (DISCLOSED, "Advisory published"),
+        (REJECTED, "Not a vulnerability"),
+    ]
+    # Where each stage may go next: forward only, and "rejected" only before a fix.
+    NEXT = {
+        RECEIVED: (TRIAGED, REJECTED),
+        TRIAGED: (FIXING, FIXED, REJECTED),
+        FIXING: (FIXED,),
+        FIXED: (DISCLOSED,),
+        DISCLOSED: (),
+        REJECTED: (),
+    }
+    UNRATED, LOW, MEDIUM, HIGH, CRITICAL = "", "low", "medium", "high", "critical"
+    SEVERITIES = [
+        (UNRATED, "Not rated yet"),
+        (LOW, "Low"),
+        (MEDIUM, "Medium"),
+        (HIGH, "High"),
+        (CRITICAL, "Critical"),
+    ]
+
+    ticket = models.OneToOneField(Ticket, on_delete=models.CASCADE, related_name="security_report")
+    stage = models.CharField(max_length=10, choices=STAGES, default=RECEIVED, editable=False)
+    severity = models.CharField(max_length=10, choices=SEVERITIES, blank=True)
+    received_at = models.DateTimeField(default=timezone.now, editable=False)
+    acknowledged_at = models.DateTimeField(null=True, blank=True, editable=False)
+    triaged_at = models.DateTimeField(null=True, blank=True, editable=False)
+    fixed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    disclosed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    closed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    fixed_in = models.CharField(max_length=100, blank=True, validators=[validate_single_line])
+    advisory_id = models.CharField(max_length=100, blank=True, validators=[validate_single_line])
+    advisory_url = models.URLField(blank=True)
+    notes = models.TextField(blank=True, max_length=20000)
+
+    class Meta:
+        ordering = ["-received_at"]
+        indexes = [models.Index(fields=["stage"])]
+
+    def __str__(self) -> str:
+        return f"security report on ticket #{self.ticket_id} ({self.stage})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.stage not in (self.DISCLOSED, self.REJECTED)
 
 
 class TicketMessage(models.Model):

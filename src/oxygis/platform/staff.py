@@ -46,6 +46,7 @@ RIGHTS = {
         "alerts.view",
         "alerts.manage",
         "tickets.view",
+        "security.scans",
     },
     StaffMember.SECURITY: {
         "tenants.view",
@@ -55,6 +56,8 @@ RIGHTS = {
         "alerts.manage",
         "audit.view",
         "staff.view",
+        "security.reports",
+        "security.scans",
     },
     StaffMember.ADMIN: {
         "tenants.view",
@@ -68,6 +71,8 @@ RIGHTS = {
         "audit.view",
         "staff.view",
         "staff.manage",
+        "security.reports",
+        "security.scans",
     },
 }
 

@@ -7,6 +7,7 @@ once (S10: reports are handled at top priority).
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -15,7 +16,7 @@ from oxygis.tenancy.context import CATALOG, using_database
 from .grants import end_grants_of_ticket, log_step, send_quietly
 from .links import console_link, tenant_link
 from .models import StaffMember, Ticket, TicketMessage
-from .staff import StaffError, require, with_users
+from .staff import StaffError, platform_record, require, with_users
 
 # Who is told of a new ticket or a customer's answer, by category.
 NOTIFIED_ROLES = {
@@ -36,12 +37,22 @@ def _clean_body(body: str) -> str:
 
 def _notify(to: str, subject: str, ticket: Ticket, message: TicketMessage, link: str, *, ack=False):
     if to:
+        # An outside reporter answers by e-mail: to the security inbox, which files the
+        # answer on this ticket (disclosure.file_emailed_report).
+        outsider = ticket.tenant is None and (ack or message.side == TicketMessage.STAFF)
         send_quietly(
             to,
             subject,
             "platform/email/ticket",
             {"ticket": ticket, "message": message, "link": link, "acknowledgement": ack},
+            reply_to=security_inbox() if outsider else None,
         )
+
+
+def security_inbox() -> str | None:
+    """The e-mail address security.txt gives, if it is one."""
+    contact = settings.SECURITY_CONTACT
+    return contact.removeprefix("mailto:") if contact.startswith("mailto:") else None
 
 
 def _console_link(ticket: Ticket) -> str:
@@ -49,7 +60,46 @@ def _console_link(ticket: Ticket) -> str:
 
 
 def _tenant_link(ticket: Ticket) -> str:
+    """Where the opener reads the ticket; none for a report e-mailed from outside (the
+    e-mails carry the whole message to them instead)."""
+    if ticket.tenant is None:
+        return ""
     return tenant_link(ticket.tenant.slug, "support-ticket", ticket_id=ticket.pk)
+
+
+def _log(action: str, ticket: Ticket, *, by, **details) -> None:
+    """In both logs for a tenant's ticket; in the platform's alone for an outsider's."""
+    if ticket.tenant is not None:
+        log_step(action, ticket.tenant, by=by, target=f"ticket #{ticket.pk}", **details)
+    else:
+        platform_record(action, by=by, target=f"ticket #{ticket.pk}", **details)
+
+
+def _from(ticket: Ticket) -> str:
+    return ticket.tenant.name if ticket.tenant is not None else ticket.opened_by_email
+
+
+def tell_security_staff(ticket: Ticket, message: TicketMessage) -> None:
+    _tell_staff(
+        ticket,
+        message,
+        f"[Security report] New ticket #{ticket.pk} from {_from(ticket)}: {ticket.subject}",
+    )
+
+
+def acknowledge_report(ticket: Ticket, message: TicketMessage) -> None:
+    """The acknowledgement SECURITY.md promises within minutes: sent at once, recorded."""
+    from .disclosure import track
+
+    _notify(
+        ticket.opened_by_email,
+        f"We received your security report (ticket #{ticket.pk})",
+        ticket,
+        message,
+        _tenant_link(ticket),
+        ack=True,
+    )
+    track(ticket, acknowledged=bool(ticket.opened_by_email))
 
 
 def _tell_staff(ticket: Ticket, message: TicketMessage, subject: str) -> None:
@@ -93,17 +143,11 @@ def open_ticket(*, tenant, user, subject: str, body: str, category: str, priorit
         category=category,
         priority=ticket.get_priority_display(),
     )
-    label = "[Security report] " if category == Ticket.SECURITY else ""
-    _tell_staff(ticket, message, f"{label}New ticket #{ticket.pk} from {tenant.name}: {subject}")
     if category == Ticket.SECURITY:
-        _notify(
-            user.email,
-            f"We received your security report (ticket #{ticket.pk})",
-            ticket,
-            message,
-            _tenant_link(ticket),
-            ack=True,
-        )
+        tell_security_staff(ticket, message)
+        acknowledge_report(ticket, message)
+    else:
+        _tell_staff(ticket, message, f"New ticket #{ticket.pk} from {tenant.name}: {subject}")
     return ticket
 
 
@@ -118,14 +162,8 @@ def customer_reply(ticket: Ticket, *, user, body: str) -> TicketMessage:
         )
         Ticket.objects.filter(pk=ticket.pk).update(state=Ticket.OPEN, updated_at=timezone.now())
     ticket.refresh_from_db()
-    log_step(
-        "support.ticket_answered",
-        ticket.tenant,
-        by=user,
-        target=f"ticket #{ticket.pk}",
-        side="customer",
-    )
-    _tell_staff(ticket, message, f"Ticket #{ticket.pk} ({ticket.tenant.name}): new message")
+    _log("support.ticket_answered", ticket, by=user, side="customer")
+    _tell_staff(ticket, message, f"Ticket #{ticket.pk} ({_from(ticket)}): new message")
     return message
 
 
@@ -140,13 +178,7 @@ def staff_reply(ticket: Ticket, *, member: StaffMember, body: str) -> TicketMess
         )
         Ticket.objects.filter(pk=ticket.pk).update(state=Ticket.ANSWERED, updated_at=timezone.now())
     ticket.refresh_from_db()
-    log_step(
-        "support.ticket_answered",
-        ticket.tenant,
-        by=member.user,
-        target=f"ticket #{ticket.pk}",
-        side="staff",
-    )
+    _log("support.ticket_answered", ticket, by=member.user, side="staff")
     _notify(
         ticket.opened_by_email,
         f"Oxygis support answered your ticket #{ticket.pk}: {ticket.subject}",
@@ -169,9 +201,4 @@ def close_ticket(ticket: Ticket, *, by) -> None:
         raise StaffError("this ticket is already closed")
     ticket.refresh_from_db()
     end_grants_of_ticket(ticket, by=by)
-    log_step(
-        "support.ticket_closed",
-        ticket.tenant,
-        by=by,
-        target=f"ticket #{ticket.pk}",
-    )
+    _log("support.ticket_closed", ticket, by=by)

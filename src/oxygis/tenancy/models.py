@@ -162,7 +162,7 @@ class CredentialEvent(models.Model):
     APIKEY_REVOKED = "apikey.revoked"  # subject: the key's prefix
     USER_DEACTIVATED = "user.deactivated"  # subject: the user's id
     USER_REACTIVATED = "user.reactivated"
-    PASSWORD_CHANGED = "password.changed"  # noqa: S105 - an event name
+    PASSWORD_CHANGED = "password.changed"  # noqa: S105 # nosec B105 # an event name
     TWOFACTOR_REMOVED = "twofactor.removed"
     LINK_REVOKED = "link.revoked"  # subject: the customer link's token digest
     KINDS = [

@@ -15,7 +15,7 @@ from .context import CATALOG, NoDatabaseContext, current_database
 
 CATALOG_HOME, LOCAL_HOME, TENANT_HOME = "catalog", "local", "tenant"
 
-CATALOG_APPS = frozenset({"core", "tenancy", "backups", "platform"})
+CATALOG_APPS = frozenset({"core", "tenancy", "backups", "platform", "security"})
 LOCAL_APPS = frozenset(
     {"auth", "contenttypes", "sessions", "accounts", "audit", "axes", "otp_totp", "otp_static"}
 )

@@ -101,7 +101,7 @@ class Command(BaseCommand):
         worker = None
         if not no_worker:
             # Supervised: restarted if it dies or hangs (backups/supervisor.py).
-            worker = subprocess.Popen([sys.executable, "-m", "oxygis.cli", "worker", "--supervise"])
+            worker = subprocess.Popen([sys.executable, "-m", "oxygis.cli", "worker", "--supervise"])  # nosec B603 # our own program, no shell
         # The server's processes are spawned, not forked, and open their own database
         # sessions; ours are of no use to them.
         connections.close_all()
