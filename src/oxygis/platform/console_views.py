@@ -361,7 +361,7 @@ class ReportStepForm(forms.Form):
     advisory_id = forms.CharField(
         label="Advisory", max_length=100, required=False, help_text="e.g. OXY-2026-001"
     )
-    advisory_url = forms.URLField(label="Advisory address", required=False)
+    advisory_url = forms.URLField(label="Advisory address", required=False, assume_scheme="https")
     note = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
 
     def __init__(self, *args, report=None, **kwargs):

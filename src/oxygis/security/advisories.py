@@ -153,6 +153,19 @@ class AdvisoryDatabase:
         return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
+def _canonical(record: dict) -> dict:
+    """The record with PyPI names canonical ("Django" -> "django"), which is how pip-audit
+    matches the fixed versions to the package it asked about."""
+    record = dict(record)
+    record["affected"] = [
+        {**a, "package": {**a["package"], "name": canonicalize_name(a["package"]["name"])}}
+        if (a.get("package") or {}).get("ecosystem") == "PyPI"
+        else a
+        for a in record.get("affected") or []
+    ]
+    return record
+
+
 class CachedOsvAdapter(requests.adapters.BaseAdapter):
     """Answers pip-audit's OSV queries (POST /v1/query) from the cached database."""
 
@@ -162,7 +175,10 @@ class CachedOsvAdapter(requests.adapters.BaseAdapter):
 
     def send(self, request, **kwargs):
         query = json.loads(request.body)
-        vulns = self.database.matching(query["package"]["name"], query["version"])
+        vulns = [
+            _canonical(record)
+            for record in self.database.matching(query["package"]["name"], query["version"])
+        ]
         response = requests.Response()
         response.status_code = 200
         response.url = request.url

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import socket
 import ssl
+import warnings
 from dataclasses import dataclass, field
 
 from .probe import ProbeError, Target
@@ -39,8 +40,10 @@ def _probe_context(version: ssl.TLSVersion, ciphers: str | None = None) -> ssl.S
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE  # we want to know what it speaks, not trust it
-    context.minimum_version = version
-    context.maximum_version = version
+    with warnings.catch_warnings():  # probing TLS 1.0/1.1 is the point: they must be refused
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = version
+        context.maximum_version = version
     context.set_ciphers(ciphers or "ALL:@SECLEVEL=0")
     return context
 
