@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: serve test test-sqlite test-postgresql lint format lock bench clean
+.PHONY: serve test test-sqlite test-postgresql lint format lock bench clean audit
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,7 @@ format: $(VENV)/.test
 test-sqlite: $(VENV)/.test
 	scripts/ensure-chromium
 	scripts/ensure-azurite
+	scripts/ensure-wapiti
 	OXYGIS_TEST_ENGINE=sqlite OXYGIS_TEST_URL_COVERAGE=1 $(BIN)/pytest $(PYTEST_ARGS)
 
 test-postgresql: $(VENV)/.test
@@ -45,6 +46,12 @@ test-postgresql: $(VENV)/.test
 	scripts/ensure-chromium
 	scripts/ensure-azurite
 	OXYGIS_TEST_ENGINE=postgresql OXYGIS_TEST_URL_COVERAGE=1 $(BIN)/pytest $(PYTEST_ARGS)
+
+# The security gates (bandit, pip-audit on the locks, wapiti's scan) are tests of their
+# own: tests/security/test_gates.py and test_dynamic_scan.py. `make audit` runs the
+# first two alone, for a quick look before a commit.
+audit: $(VENV)/.test
+	OXYGIS_TEST_ENGINE=sqlite $(BIN)/pytest -q -rs tests/security/test_gates.py
 
 # Every test, on both engines, after the lint.
 test: lint test-sqlite test-postgresql
