@@ -111,3 +111,20 @@ def test_no_scan_when_switched_off(scan_settings):
     """S11: SECURITY_SCAN_EVERY_HOURS=0 (hosts scanned from elsewhere): the worker skips."""
     with override_settings(SECURITY_SCAN_EVERY_HOURS=0):
         assert scan_if_due(timezone.now() + dt.timedelta(days=600)) is None
+
+
+def test_the_worker_runs_the_scan_as_a_long_job_that_keeps_beating(scan_settings):
+    """S11, C8: the scan is the worker's job, given its heartbeat: a scan longer than two
+    passes (slow hosts, a slow OSV) is never taken for a hung worker."""
+    from oxygis.backups.worker import EXTRA_JOBS
+
+    job, long = EXTRA_JOBS["security scan"]
+    assert long
+    beats = []
+    run = job(timezone.now() + dt.timedelta(days=700), progress=beats.append)
+    assert run is not None and run.requested_by == "worker"
+    assert {"security scan: server", "security scan: tenant", "security scan: console"} <= set(
+        beats
+    )
+    assert sum(b.startswith("TLS suites of ") for b in beats) >= 3 * 20  # each suite probed
+    assert "dependency audit" not in beats  # no database yet: nothing to audit against

@@ -55,7 +55,6 @@ ACTIONS = {
     "support.ticket_opened": "Support ticket opened",
     "security.report_received": "Security report received",
     "security.report_advanced": "Security report moved on",
-    "security.scan_requested": "Security scan run by hand",
     "support.ticket_answered": "Support ticket answered",
     "support.ticket_closed": "Support ticket closed",
     "support.policy_changed": "Staff access policy changed",

@@ -36,11 +36,13 @@ log = logging.getLogger("oxygis.backups.worker")
 
 # Jobs that apps above this one run at every pass, each ``job(now)``, safe to run twice
 # (imports only point down: they register here, from their AppConfig.ready).
-EXTRA_JOBS: dict[str, object] = {}
+# A long job takes ``progress=``, a callable to call now and then: the heartbeat goes on
+# while it works, so that the supervisor does not take it for hung.
+EXTRA_JOBS: dict[str, tuple[object, bool]] = {}
 
 
-def register_job(name: str, job) -> None:
-    EXTRA_JOBS[name] = job
+def register_job(name: str, job, *, long: bool = False) -> None:
+    EXTRA_JOBS[name] = (job, long)
 
 
 # Set in a supervised worker's environment: its supervisor's pid.
@@ -207,8 +209,8 @@ class Worker:
         self._step("limiter buckets", limiter.prune, now)
         self._step("credential events", credentials.prune_events, now)
         # Jobs of the layers above (the platform's: access grants that expired, C14).
-        for name, job in EXTRA_JOBS.items():
-            self._step(name, job, now)
+        for name, (job, long) in EXTRA_JOBS.items():
+            self._step(name, job, now, **({"progress": self._progress} if long else {}))
         self.heartbeat.beat(passed=True)
         alerts.resolve_alert(f"worker-restarted:{HOST}")
         self._step("worker check", monitor.check_workers)

@@ -225,7 +225,7 @@ def _scratch() -> Path:
     return Path(name)
 
 
-def update(url: str | None = None, timeout: float = 60) -> dict:
+def update(url: str | None = None, timeout: float = 60, progress=None) -> dict:
     """Download OSV's PyPI export and make it the cached database."""
     url = url or settings.SECURITY_ADVISORIES_URL
     if not url.startswith("https://"):  # never file:// or plain http for what we trust
@@ -244,6 +244,8 @@ def update(url: str | None = None, timeout: float = 60) -> dict:
                     if copied > DOWNLOAD_LIMIT:
                         raise AdvisoryError(f"{url}: larger than {DOWNLOAD_LIMIT >> 20} MiB")
                     out.write(chunk)
+                    if progress is not None:
+                        progress("advisory database download")
         except (OSError, ValueError) as exc:
             raise AdvisoryError(f"cannot download {url}: {exc}") from None
         return _install(temporary, {"source": url})
@@ -281,7 +283,7 @@ def default_locks() -> list[Path]:
     return [Path(p) for p in settings.SECURITY_LOCK_FILES if Path(p).exists()]
 
 
-def _collect(service, locks: list[Path]) -> AuditResult:
+def _collect(service, locks: list[Path], progress=None) -> AuditResult:
     from pip_audit._audit import Auditor
     from pip_audit._dependency_source import RequirementSource
 
@@ -295,6 +297,8 @@ def _collect(service, locks: list[Path]) -> AuditResult:
                 continue
             seen.add(key)
             result.packages += 1
+            if progress is not None:
+                progress("dependency audit")
             for vuln in vulns:
                 result.vulnerable.append(
                     Vulnerable(
@@ -309,7 +313,9 @@ def _collect(service, locks: list[Path]) -> AuditResult:
     return result
 
 
-def audit(locks: list[Path] | None = None, *, online: bool | None = None) -> AuditResult:
+def audit(
+    locks: list[Path] | None = None, *, online: bool | None = None, progress=None
+) -> AuditResult:
     """pip-audit on the lock files; live OSV first (unless ``online`` is False), the
     cached database when OSV cannot be reached. AdvisoryError when neither can answer."""
     from pip_audit._service import OsvService
@@ -325,7 +331,7 @@ def audit(locks: list[Path] | None = None, *, online: bool | None = None) -> Aud
     if online:
         try:
             service = OsvService(cache_dir=cache, timeout=10)
-            result = _collect(service, locks)
+            result = _collect(service, locks, progress)
             result.source = "OSV (live)"
             result.database_age_days = 0
             return result
@@ -337,7 +343,7 @@ def audit(locks: list[Path] | None = None, *, online: bool | None = None) -> Aud
     service = OsvService(cache_dir=cache, timeout=10, osv_url=OFFLINE_URL)
     service.session = requests.Session()
     service.session.mount(OFFLINE_URL.rsplit("/v1/", 1)[0], CachedOsvAdapter(database))
-    result = _collect(service, locks)
+    result = _collect(service, locks, progress)
     as_of = database.as_of
     result.source = f"cached OSV database of {as_of:%Y-%m-%d}" if as_of else "cached OSV database"
     if as_of:

@@ -13,4 +13,4 @@ class SecurityConfig(AppConfig):
 
         from .scans import scan_if_due
 
-        register_job("security scan", scan_if_due)
+        register_job("security scan", scan_if_due, long=True)

@@ -54,7 +54,11 @@ def _slot(now: datetime) -> datetime:
     return datetime.fromtimestamp(epoch - epoch % every, tz=now.tzinfo or timezone.utc)
 
 
-def _refresh_advisories(now: datetime) -> None:
+def _quiet(_text: str) -> None:
+    pass
+
+
+def _refresh_advisories(now: datetime, progress) -> None:
     if not settings.SECURITY_ADVISORIES_ONLINE:
         return
     status = advisories.status()
@@ -64,26 +68,32 @@ def _refresh_advisories(now: datetime) -> None:
     if fetched and fetched.tzinfo and now - fetched < REFRESH_ADVISORIES_AFTER:
         return
     try:
-        advisories.update(timeout=60)
+        advisories.update(timeout=30, progress=progress)
     except advisories.AdvisoryError as exc:  # offline: the audit says how old its copy is
         log.info("advisory database not refreshed: %s", exc)
 
 
-def run_scan(*, slot: datetime | None = None, requested_by: str = "") -> ScanRun | None:
-    """Scan everything now; None if this slot was already claimed by another worker."""
+def run_scan(
+    *, slot: datetime | None = None, requested_by: str = "", progress=_quiet
+) -> ScanRun | None:
+    """Scan everything now; None if this slot was already claimed by another worker.
+    ``progress(text)`` is called as it goes (the worker's heartbeat)."""
     now = timezone.now()
     try:
         with transaction.atomic(using=CATALOG):
             run = ScanRun.objects.create(slot=slot or now, requested_by=requested_by[:200])
     except IntegrityError:
         return None
-    _refresh_advisories(now)
+    _refresh_advisories(now, progress)
     plan = [(ScanResult.SERVER, None, ("deploy", "data", "dependencies"))]
     plan += [(kind, url, ("headers", "tls")) for kind, url in scanned_addresses().items() if url]
     total = 0
     for kind, url, checks in plan:
         try:
-            report = run_check(url, connect=settings.SECURITY_SCAN_CONNECT, only=checks)
+            progress(f"security scan: {kind}")
+            report = run_check(
+                url, connect=settings.SECURITY_SCAN_CONNECT, only=checks, progress=progress
+            )
             findings = [{"check": f.check, "message": f.message} for f in report.findings]
             document = report.as_json()
         except Exception as exc:  # one host's failure must not hide the others' results
@@ -120,14 +130,14 @@ def _alert(kind: str, url: str | None, findings: list[dict]) -> None:
     raise_alert(key, f"Security scan of {where}: {len(findings)} finding(s): {first}{more}")
 
 
-def scan_if_due(now: datetime) -> ScanRun | None:
+def scan_if_due(now: datetime, progress=_quiet) -> ScanRun | None:
     """The worker's job: the scan of the current slot, once."""
     if not settings.SECURITY_SCAN_EVERY_HOURS:
         return None
     slot = _slot(now)
     if ScanRun.objects.filter(slot=slot).exists():
         return None
-    return run_scan(slot=slot, requested_by="worker")
+    return run_scan(slot=slot, requested_by="worker", progress=progress)
 
 
 def latest_results() -> list[ScanResult]:

@@ -70,9 +70,13 @@ def check_data(report: Report) -> None:
         report.add("data", problem)
 
 
-def check_dependencies(report: Report, locks=None) -> None:
+def _quiet(_text: str) -> None:
+    pass
+
+
+def check_dependencies(report: Report, locks=None, progress=_quiet) -> None:
     try:
-        result = advisories.audit(locks)
+        result = advisories.audit(locks, progress=progress)
     except advisories.AdvisoryError as exc:
         report.add("dependencies", str(exc))
         return
@@ -93,7 +97,9 @@ def check_dependencies(report: Report, locks=None) -> None:
         report.add("dependencies", vulnerable.line())
 
 
-def check_live(report: Report, target: Target, *, cafile=None, only=CHECKS) -> None:
+def check_live(
+    report: Report, target: Target, *, cafile=None, only=CHECKS, progress=_quiet
+) -> None:
     cafile = cafile or default_cafile()
     if "headers" in only:
         report.ran.append("headers")
@@ -129,7 +135,7 @@ def check_live(report: Report, target: Target, *, cafile=None, only=CHECKS) -> N
             report.add("tls", f"{target.url} is not served over https")
             return
         try:
-            tls = check_tls(target, cafile=cafile)
+            tls = check_tls(target, cafile=cafile, progress=progress)
         except ProbeError as exc:
             report.add("tls", str(exc))
             return
@@ -158,8 +164,10 @@ def run_check(
     only=CHECKS,
     locks=None,
     cafile: str | None = None,
+    progress=_quiet,
 ) -> Report:
-    """The whole self-check; ``only`` narrows it to some checks."""
+    """The whole self-check; ``only`` narrows it to some checks; ``progress(text)`` is
+    called as it goes."""
     unknown = set(only) - set(CHECKS)
     if unknown:
         raise ValueError(f"unknown check(s): {', '.join(sorted(unknown))}")
@@ -167,11 +175,11 @@ def run_check(
     for name, run in (
         ("deploy", check_deploy),
         ("data", check_data),
-        ("dependencies", lambda r: check_dependencies(r, locks)),
+        ("dependencies", lambda r: check_dependencies(r, locks, progress)),
     ):
         if name in only:
             report.ran.append(name)
             run(report)
     if url:
-        check_live(report, Target.parse(url, connect), cafile=cafile, only=only)
+        check_live(report, Target.parse(url, connect), cafile=cafile, only=only, progress=progress)
     return report

@@ -67,7 +67,9 @@ def _weak(cipher: dict) -> bool:
     return not (cipher.get("aead") and cipher.get("kea") in ("kx-ecdhe", "kx-dhe"))
 
 
-def check_tls(target: Target, *, cafile: str | None = None, timeout: float = 10) -> TlsReport:
+def check_tls(
+    target: Target, *, cafile: str | None = None, timeout: float = 10, progress=None
+) -> TlsReport:
     report = TlsReport()
     for label, version in PROTOCOLS:
         try:
@@ -92,6 +94,8 @@ def check_tls(target: Target, *, cafile: str | None = None, timeout: float = 10)
                 context = _probe_context(ssl.TLSVersion.TLSv1_2, name + ":@SECLEVEL=0")
             except ssl.SSLError:
                 continue
+            if progress is not None:
+                progress(f"TLS suites of {target.host}")
             if _handshake(target, context, timeout):
                 report.ciphers.append(name)
                 if _weak(cipher):
