@@ -161,6 +161,12 @@ def test_the_console_tracks_a_report_to_its_fix_and_advisory():
     assert str(reply["Reply-To"]) == "security@oxygis.eu"
     grant = support.post(url, {"form": "grant", "scope": "read", "minutes": 60, "reason": "x"})
     assert "no workspace to enter" in grant.content.decode()  # nothing to enter from outside
+    assert security.post(f"{url}close/").status_code == 302
+    with using_database(CATALOG):
+        assert Ticket.objects.get(pk=ticket.pk).is_closed
+        assert AuditEvent.objects.filter(
+            action="support.ticket_closed", target=f"ticket #{ticket.pk}"
+        ).exists()
 
 
 def test_an_in_app_report_is_tracked_too_and_the_board_shows_the_late(alpha):
