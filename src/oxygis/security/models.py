@@ -31,12 +31,13 @@ class ScanResult(models.Model):
     ]
 
     run = models.ForeignKey(ScanRun, on_delete=models.CASCADE, related_name="results")
-    kind = models.CharField(max_length=10, choices=KINDS)
-    url = models.CharField(max_length=500, blank=True)
-    grade = models.CharField(max_length=3, blank=True)
-    score = models.IntegerField(null=True, blank=True)
-    findings = models.JSONField(default=list)  # [{"check": ..., "message": ...}]
-    report = models.JSONField(default=dict)
+    # Written by the scan alone, never by a form or the API.
+    kind = models.CharField(max_length=10, choices=KINDS, editable=False)
+    url = models.CharField(max_length=500, blank=True, editable=False)
+    grade = models.CharField(max_length=3, blank=True, editable=False)
+    score = models.IntegerField(null=True, blank=True, editable=False)
+    findings = models.JSONField(default=list, editable=False)  # [{"check", "message"}]
+    report = models.JSONField(default=dict, editable=False)
 
     class Meta:
         ordering = ["run", "kind"]
