@@ -17,6 +17,7 @@ from oxygis.security import advisories
 from oxygis.security.models import ScanResult, ScanRun
 from oxygis.security.scans import run_scan, scan_if_due
 from tests.platform.staffing import make_staff
+from tests.served import oxygis
 
 
 @pytest.fixture
@@ -128,3 +129,31 @@ def test_the_worker_runs_the_scan_as_a_long_job_that_keeps_beating(scan_settings
     )
     assert sum(b.startswith("TLS suites of ") for b in beats) >= 3 * 20  # each suite probed
     assert "dependency audit" not in beats  # no database yet: nothing to audit against
+
+
+def test_an_operator_scans_now_from_the_command_line(served, ca_file, tmp_path):
+    """S11: `oxygis security scan` runs the whole scan at once, says which host it is on,
+    prints every finding and exits 1 when there is one; `advisories update` without a
+    network is one line, exit 2, and only ever fetches over https."""
+    env = {
+        "OXYGIS_PUBLIC_PORT": str(served.port),
+        "OXYGIS_SECURITY_SCAN_CONNECT": "127.0.0.1",
+        "OXYGIS_SECURITY_SCAN_CAFILE": ca_file,
+        "OXYGIS_SECURITY_ADVISORIES_ONLINE": "false",
+        "OXYGIS_SECURITY_ADVISORIES_DIR": str(tmp_path / "advisories"),
+    }
+    done = oxygis("security", "scan", env=env)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "scanning tenant ..." in done.stderr and "scanning console ..." in done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("server server: ") and "  dependencies: no cached" in lines[1]
+    assert any(line.startswith("console A+ https://console.localhost:") for line in lines)
+    assert any(line.startswith("tenant A+ https://") for line in lines)
+    run = ScanRun.objects.order_by("-started_at").first()
+    assert run.requested_by.startswith("operator ")
+
+    offline = oxygis("security", "advisories", "update", env=env)
+    assert offline.returncode == 2 and "cannot download https://" in offline.stderr
+    assert len(offline.stderr.strip().splitlines()) == 1
+    plain = oxygis("security", "advisories", "update", "--from-url", "http://x.example/a.zip")
+    assert plain.returncode == 2 and "https only" in plain.stderr

@@ -40,7 +40,7 @@ class ScanResult(models.Model):
     report = models.JSONField(default=dict, editable=False)
 
     class Meta:
-        ordering = ["run", "kind"]
+        ordering = ["run", "id"]  # in the order scanned: server, tenant, portal, console
         constraints = [
             models.UniqueConstraint(fields=["run", "kind"], name="scan_result_one_per_kind")
         ]

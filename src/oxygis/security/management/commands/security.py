@@ -87,8 +87,12 @@ class Command(BaseCommand):
         from oxygis.platform.staff import Operator
         from oxygis.security.scans import run_scan
 
+        def progress(text: str) -> None:  # the hosts as they come, not every handshake
+            if text.startswith("security scan: "):
+                self.stderr.write(f"scanning {text.removeprefix('security scan: ')} ...")
+
         with using_database(CATALOG):
-            run = run_scan(requested_by=f"operator {Operator.current().label}")
+            run = run_scan(requested_by=Operator.current().get_username(), progress=progress)
             for result in run.results.all():
                 where = result.url or "server"
                 grade = f" {result.grade}" if result.grade else ""
