@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from tests.served import Served, free_port
+from tests.served import Served, free_port, oxygis
 
 
 @pytest.fixture(scope="module")
@@ -13,6 +13,9 @@ def served():
     server = Served(Path(settings.VAR_DIR), free_port(), workers=1)
     yield server
     assert server.stop() == 0
+    # `serve` made a demo tenant in the run's catalog (shared with later tests' servers,
+    # which have keys of their own and make their own demo).
+    oxygis("tenant", "drop", "demo", "--yes")
 
 
 @pytest.fixture
