@@ -85,7 +85,9 @@ def test_a_vulnerable_pin_is_reported_with_its_fix(tmp_path):
     )
     assert done.returncode == 1, done.stdout + done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0].startswith("dependencies: 3 packages audited against cached OSV database of")
+    assert lines[0].startswith(
+        "dependencies: 3 packages (old.lock) audited against cached OSV database of"
+    )
     assert (
         "dependencies: django 5.2.0: CVE-TEST-0001 (TEST-2025-0001), fixed in 5.2.1: "
         "Denial of service in strip_tags() (test record)"
@@ -162,3 +164,22 @@ def test_a_bad_import_changes_nothing(tmp_path):
     assert not list((tmp_path / "advisories").glob(".incoming-*"))
     status = oxygis("security", "advisories", "status", env=env_for(tmp_path))
     assert json.loads(status.stdout)["records"] == 1
+
+
+def test_without_a_lock_file_the_installed_packages_are_audited(tmp_path):
+    """S11: a wheel install has no lock file beside it: what is installed is audited."""
+    from importlib.metadata import version
+
+    installed = version("segno")
+    record = {
+        "id": "TEST-2025-0005",
+        "summary": "the installed segno (test record)",
+        "affected": [{"package": {"ecosystem": "PyPI", "name": "segno"}, "versions": [installed]}],
+    }
+    imported(tmp_path, [record])
+    env = env_for(tmp_path, OXYGIS_SECURITY_LOCK_FILES=str(tmp_path / "no.lock"))
+    done = oxygis("security", "check", "--only", "dependencies", env=env)
+    assert done.returncode == 1, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert "(installed packages) audited against" in lines[0]
+    assert f"dependencies: segno {installed}: TEST-2025-0005, no fix released: " in done.stdout

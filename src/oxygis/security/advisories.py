@@ -63,6 +63,7 @@ class Vulnerable:
 @dataclass
 class AuditResult:
     source: str  # "OSV (live)" or "cached OSV database of <date>"
+    audited: str = ""  # the lock files, or "installed packages"
     packages: int = 0
     vulnerable: list[Vulnerable] = field(default_factory=list)
     database_age_days: int | None = None
@@ -283,14 +284,41 @@ def default_locks() -> list[Path]:
     return [Path(p) for p in settings.SECURITY_LOCK_FILES if Path(p).exists()]
 
 
+def _installed_source():
+    """The distributions installed beside Oxygis, as pip-audit's dependency source: what
+    runs, when no lock file came with it (a wheel install)."""
+    from importlib.metadata import distributions
+
+    from pip_audit._dependency_source.interface import DependencySource
+    from pip_audit._service.interface import ResolvedDependency
+
+    class InstalledSource(DependencySource):
+        def collect(self):
+            for dist in distributions():
+                name = dist.metadata["Name"]
+                try:
+                    yield ResolvedDependency(name=name, version=Version(dist.version))
+                except InvalidVersion:
+                    continue
+
+        def fix(self, fix_version):
+            raise NotImplementedError("the self-check reports; it never changes packages")
+
+    return InstalledSource()
+
+
 def _collect(service, locks: list[Path], progress=None) -> AuditResult:
     from pip_audit._audit import Auditor
     from pip_audit._dependency_source import RequirementSource
 
-    result = AuditResult(source="")
+    result = AuditResult(
+        source="", audited=", ".join(p.name for p in locks) or "installed packages"
+    )
     seen = set()
-    for lock in locks:
-        source = RequirementSource([lock], require_hashes=True, disable_pip=True)
+    sources = [
+        RequirementSource([lock], require_hashes=True, disable_pip=True) for lock in locks
+    ] or [_installed_source()]
+    for source in sources:
         for dependency, vulns in Auditor(service).audit(source):
             key = (dependency.canonical_name, str(getattr(dependency, "version", "")))
             if key in seen:
@@ -317,14 +345,13 @@ def audit(
     locks: list[Path] | None = None, *, online: bool | None = None, progress=None
 ) -> AuditResult:
     """pip-audit on the lock files; live OSV first (unless ``online`` is False), the
-    cached database when OSV cannot be reached. AdvisoryError when neither can answer."""
+    cached database when OSV cannot be reached. Without a lock file (a wheel install),
+    the installed distributions. AdvisoryError when no database can answer."""
     from pip_audit._service import OsvService
     from pip_audit._service.interface import ConnectionError as AuditConnectionError
     from pip_audit._service.interface import ServiceError
 
     locks = locks if locks is not None else default_locks()
-    if not locks:
-        raise AdvisoryError("no lock file to audit (OXYGIS_SECURITY_LOCK_FILES)")
     cache = folder() / "http-cache"
     if online is None:
         online = settings.SECURITY_ADVISORIES_ONLINE

@@ -81,6 +81,7 @@ def check_dependencies(report: Report, locks=None, progress=_quiet) -> None:
         report.add("dependencies", str(exc))
         return
     report.dependencies = {
+        "audited": result.audited,
         "source": result.source,
         "packages": result.packages,
         "database_age_days": result.database_age_days,

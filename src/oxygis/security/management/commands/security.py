@@ -75,7 +75,8 @@ class Command(BaseCommand):
             if report.dependencies:
                 d = report.dependencies
                 self.stdout.write(
-                    f"dependencies: {d['packages']} packages audited against {d['source']}"
+                    f"dependencies: {d['packages']} packages ({d['audited']}) audited "
+                    f"against {d['source']}"
                 )
             for finding in report.findings:
                 self.stdout.write(finding.line())
