@@ -240,3 +240,63 @@ def test_kept_databases_expire_with_an_alert_before(data_tenant, sites):
     assert run.previous_database == "" and open_alert(f"kept-expiring:{run.id.hex}") is None
     with pytest.raises(Exception, match="rolled back"):
         restore.roll_back(run, "operator (test)")
+
+
+@pytest.mark.postgresql
+def test_a_swap_statement_still_running_for_a_dead_process_is_ended_before_recovery(
+    tenant_factory,
+):
+    """C4: found by the random-kill test above: a restore killed while the server still
+    ran its last rename left the live name missing (the recovery looked before that
+    statement committed). Now both renames are one transaction, and the recovery ends
+    the dead process's session (and waits) before it looks: the live database stays."""
+    import psycopg
+    from psycopg import sql
+
+    from oxygis.tenancy.engines import engine_for
+
+    tenant = tenant_factory(name="Half swapped").tenant
+    engine = engine_for(tenant.database_server)
+    replacement, previous = f"{tenant.db_name}_rx", f"{tenant.db_name}_px"
+    with engine.admin() as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(replacement)))
+    # The dead process's session: named as a swap names it, mid-transaction, the live
+    # database already renamed away, the replacement not yet in place.
+    info = engine._conninfo(
+        tenant.database_server.admin_database,
+        tenant.database_server.admin_user,
+        engine._admin_password(),
+    )
+    dead = psycopg.connect(**info, autocommit=True)
+    dead.execute("SELECT set_config('application_name', %s, false)", [engine._swap_session(tenant)])
+    dead.execute(
+        sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(
+            sql.Identifier(tenant.db_name)
+        )
+    )
+    dead.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+        [tenant.db_name],
+    )
+    dead.execute("BEGIN")
+    dead.execute(
+        sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+            sql.Identifier(tenant.db_name), sql.Identifier(previous)
+        )
+    )
+    try:
+        assert engine.finish_or_undo_swap(tenant, replacement, previous) is False
+        with engine.admin() as conn:
+            names = {
+                row[0]
+                for row in conn.execute(
+                    "SELECT datname FROM pg_database WHERE datname = ANY(%s)",
+                    [[tenant.db_name, replacement, previous]],
+                )
+            }
+        assert names == {tenant.db_name, replacement}  # nothing renamed: undone whole
+        with pytest.raises(psycopg.OperationalError):  # its session was ended
+            dead.execute("SELECT 1")
+    finally:
+        dead.close()
+        engine.drop_named_database(replacement)

@@ -366,9 +366,17 @@ class PostgreSQLEngine(Engine):
                 conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
         return names
 
+    @staticmethod
+    def _swap_session(tenant) -> str:
+        return f"oxygis-swap {tenant.db_name}"[:63]
+
     def swap_databases(self, tenant, replacement: str, previous: str) -> None:
         live, new, old = (sql.Identifier(n) for n in (tenant.db_name, replacement, previous))
         with self.admin() as conn:
+            # Named, so that a recovery can end this session if our process dies in it.
+            conn.execute(
+                "SELECT set_config('application_name', %s, false)", [self._swap_session(tenant)]
+            )
             # No new sessions, end the open ones, then rename: nothing writes to the old
             # database after the swap, and it stays closed (kept only for a rollback).
             conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(live))
@@ -376,8 +384,11 @@ class PostgreSQLEngine(Engine):
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
                 [tenant.db_name],
             )
-            conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(live, old))
-            conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(new, live))
+            # Both renames in one transaction: a process killed between them leaves the
+            # names as they were, never the live name missing.
+            with conn.transaction():
+                conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(live, old))
+                conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(new, live))
             # A database kept by an earlier swap comes back closed: open it (rollback).
             conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true").format(live))
 
@@ -386,6 +397,13 @@ class PostgreSQLEngine(Engine):
         one: the live name renamed away, the replacement not yet in place), False if
         not, in which case the live database is opened again."""
         with self.admin() as conn:
+            # The dead process's session may still be running its last statement (the
+            # server finishes what it received): end it, and wait, before looking.
+            conn.execute(
+                "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "
+                "WHERE application_name = %s AND pid <> pg_backend_pid()",
+                [self._swap_session(tenant)],
+            )
             names = {
                 row[0]
                 for row in conn.execute(
