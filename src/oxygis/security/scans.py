@@ -23,7 +23,7 @@ from oxygis.tenancy.models import Tenant
 
 from . import advisories
 from .models import ScanResult, ScanRun
-from .selfcheck import run_check
+from .selfcheck import _quiet, run_check
 
 log = logging.getLogger("oxygis.security.scans")
 
@@ -52,10 +52,6 @@ def _slot(now: datetime) -> datetime:
     every = settings.SECURITY_SCAN_EVERY_HOURS * 3600
     epoch = int(now.timestamp())
     return datetime.fromtimestamp(epoch - epoch % every, tz=now.tzinfo or timezone.utc)
-
-
-def _quiet(_text: str) -> None:
-    pass
 
 
 def _refresh_advisories(now: datetime, progress) -> None:
@@ -138,8 +134,3 @@ def scan_if_due(now: datetime, progress=_quiet) -> ScanRun | None:
     if ScanRun.objects.filter(slot=slot).exists():
         return None
     return run_scan(slot=slot, requested_by="worker", progress=progress)
-
-
-def latest_results() -> list[ScanResult]:
-    run = ScanRun.objects.filter(finished_at__isnull=False).first()
-    return list(run.results.all()) if run else []
