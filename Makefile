@@ -33,6 +33,7 @@ format: $(VENV)/.test
 	$(BIN)/ruff check --fix src tests bench
 
 test-sqlite: $(VENV)/.test
+	scripts/ensure-slapd
 	scripts/ensure-chromium
 	scripts/ensure-azurite
 	scripts/ensure-wapiti
@@ -43,6 +44,7 @@ test-postgresql: $(VENV)/.test
 	scripts/ensure-pgbouncer
 	scripts/ensure-pgbackrest
 	scripts/ensure-patroni
+	scripts/ensure-slapd
 	scripts/ensure-chromium
 	scripts/ensure-azurite
 	OXYGIS_TEST_ENGINE=postgresql OXYGIS_TEST_URL_COVERAGE=1 $(BIN)/pytest $(PYTEST_ARGS)

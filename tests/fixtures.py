@@ -355,3 +355,51 @@ def cut_database(engine: str, name: str):
         os.rename(away, path)
 
     return back
+
+
+@pytest.fixture(scope="session")
+def directory_server(tmp_path_factory):
+    """A real slapd on loopback (tests/directory_server.py), once per run."""
+    from tests.directory_server import DirectoryServer, slapd_binary
+
+    if slapd_binary() is None:
+        message = "slapd not found (scripts/ensure-slapd installs it)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    server = DirectoryServer(tmp_path_factory.mktemp("slapd"))
+    yield server
+    server.stop()
+
+
+def connect_directory(tenant, server, *, enabled: bool = True, **fields) -> None:
+    """Point ``tenant`` at the test directory: Sales -> Salesperson, Admins ->
+    Administrator; ``employeeType: disabled`` marks a disabled account."""
+    from oxygis.accounts.directory import set_bind_password
+    from oxygis.accounts.models import DirectoryConfig
+    from tests import directory_server as d
+
+    values = {
+        "url": server.url,
+        "ca_certificate": server.ca_pem,
+        "bind_dn": d.SERVICE_DN,
+        "user_base": f"ou=people,{d.BASE}",
+        "active_filter": "(!(employeeType=disabled))",
+        "group_base": f"ou=groups,{d.BASE}",
+        "role_mapping": f"{d.SALES_GROUP} = Salesperson\n{d.ADMINS_GROUP} = Administrator",
+        "enabled": enabled,
+        **fields,
+    }
+    with tenant_context(tenant):
+        config = DirectoryConfig(pk=1, **values)
+        set_bind_password(config, d.SERVICE_PASSWORD)
+        config.save()
+
+
+@pytest.fixture
+def directory_tenant(directory_server):
+    """A fresh tenant (owner and member with local passwords) whose directory is on."""
+    personas = _make(unique_slug("ldap"), "Directory Co")
+    connect_directory(personas.tenant, directory_server)
+    yield personas
+    drop_tenant(personas.tenant)

@@ -245,8 +245,14 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # must be first: refuses locked-out attempts
+    # A tenant's directory, when it has one switched on (S7); the local password after it
+    # (refused then, except for break-glass administrators).
+    "oxygis.accounts.backends.DirectoryBackend",
     "oxygis.accounts.backends.UsernameOrEmailBackend",
 ]
+# Seconds a directory may take to connect, and to answer each request, before a sign-in
+# gives up on it: a dead directory costs a worker this long, never more (S7).
+DIRECTORY_TIMEOUT = config.env_int("DIRECTORY_TIMEOUT", 5, minimum=1)
 PASSWORD_RESET_TIMEOUT = 3600  # reset links live one hour
 INVITATION_TIMEOUT = config.env_int("INVITATION_TIMEOUT", 3 * 24 * 3600, minimum=3600)
 SESSION_IDLE_TIMEOUT = config.env_int("SESSION_IDLE_TIMEOUT", 3600, minimum=60)

@@ -246,3 +246,75 @@ def set_password_by_operator(user, password: str) -> None:
     user.save(update_fields=["password"])
     end_other_sessions(user)
     record("password.set_by_operator", actor=None, target=user.get_username())
+
+
+# --- directory sign-in (S7) ----------------------------------------------------------------
+def save_directory(request, form) -> None:
+    """Save the directory's settings (the service password sealed, never logged)."""
+    from .directory import set_bind_password
+
+    config = form.save(commit=False)
+    config.pk = 1
+    changed = [f for f in form.changed_data if f != "bind_password"]
+    if form.cleaned_data.get("bind_password"):
+        set_bind_password(config, form.cleaned_data["bind_password"])
+        changed.append("bind_password")
+    with transaction.atomic(using=config._meta.model.objects.db):
+        config.save()
+        record("directory.configured", request=request, changed=sorted(changed), url=config.url)
+
+
+def switch_directory(request, on: bool) -> None:
+    """Switch directory sign-in on (once the directory answers with the service account)
+    or off."""
+    from .directory import Directory, DirectoryError
+    from .models import DirectoryConfig
+
+    config = DirectoryConfig.current()
+    if config is None:
+        raise ActionRefused("Set up the directory first.")
+    if on:
+        try:
+            with Directory(config):
+                pass
+        except DirectoryError as exc:
+            raise ActionRefused(f"The directory cannot be used: {exc}.") from None
+    if config.enabled == on:
+        return
+    with transaction.atomic(using=DirectoryConfig.objects.db):
+        config.enabled = on
+        config.save(update_fields=["enabled", "updated_at"])
+        record(
+            "directory.switched_on" if on else "directory.switched_off",
+            request=request,
+            url=config.url,
+        )
+
+
+def set_break_glass(request, keep: bool) -> None:
+    """An administrator keeps (or gives up) their local password as a way in while the
+    directory is down (S7)."""
+    from .models import DirectoryConfig
+
+    user = request.user
+    if keep:
+        if not user.is_administrator():
+            raise ActionRefused("Only administrators may keep a break-glass password.")
+        if user.source != user.LOCAL or not user.has_usable_password():
+            raise ActionRefused(
+                "Your account comes from the directory: break-glass access is for an "
+                "administrator account with a local password."
+            )
+    elif DirectoryConfig.active() is not None and user.source == user.LOCAL:
+        raise ActionRefused(
+            "Directory sign-in is on and your account is not a directory account: without "
+            "break-glass access you could no longer sign in."
+        )
+    if user.break_glass == keep:
+        return
+    with transaction.atomic(using=get_user_model().objects.db):
+        user.break_glass = keep
+        if not keep and user.source != user.LOCAL:
+            user.set_unusable_password()  # the directory holds it from now on
+        user.save(update_fields=["break_glass", "password"])
+        record("break_glass.kept" if keep else "break_glass.given_up", request=request)

@@ -1,9 +1,16 @@
-"""Sign-in by username or e-mail (case-insensitive), with one answer for 'no such user'
-and 'wrong password' and comparable timing."""
+"""Sign-in: through the tenant's directory when it has one switched on (S7); else by
+username or e-mail (case-insensitive), with one answer for 'no such user' and 'wrong
+password' and comparable timing."""
+
+import logging
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.db.models import Q
+
+from .models import DirectoryConfig
+
+log = logging.getLogger("oxygis.accounts.backends")
 
 
 def find_account(identifier: str):
@@ -30,6 +37,44 @@ class UsernameOrEmailBackend(ModelBackend):
             # costs (no user enumeration by timing).
             get_user_model()().set_password(password)
             return None
-        if user.check_password(password) and self.user_can_authenticate(user):
+        right = user.check_password(password)
+        if right and self.user_can_authenticate(user) and local_password_allowed(user):
+            return user
+        return None
+
+
+def local_password_allowed(user) -> bool:
+    """While the directory is on, the local password opens only the accounts of the
+    administrators who chose to keep one (break-glass, S7); a directory user never has
+    one."""
+    if user.source != user.LOCAL and not user.break_glass:
+        return False
+    if DirectoryConfig.active() is None:
+        return True
+    return user.break_glass and user.is_administrator()
+
+
+class DirectoryBackend(ModelBackend):
+    """S7: the tenant's LDAP / Active Directory decides (accounts/directory.py)."""
+
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        if username is None or password is None:
+            return None
+        config = DirectoryConfig.active()
+        if config is None:
+            return None
+        from . import directory
+
+        try:
+            user = directory.authenticate(config, username, password)
+        except directory.DirectoryError as exc:
+            # The person is told the directory did not answer; the reason goes to the log
+            # (it may name hosts and accounts), and break-glass administrators can still
+            # sign in with their local password.
+            log.warning("directory sign-in could not ask the directory: %s", exc)
+            if request is not None:
+                request.directory_unavailable = True
+            return None
+        if user is not None and self.user_can_authenticate(user):
             return user
         return None

@@ -9,7 +9,7 @@ from oxygis.tenancy.context import bound_tenant
 from oxygis.tenancy.hosts import site_url
 
 from .actions import grantable_roles, rights_as_permissions
-from .models import SecurityPolicy
+from .models import DirectoryConfig, SecurityPolicy
 from .roles import ADMIN_APPS, BUILTIN_ROLES
 from .sudo import confirm_password
 
@@ -24,7 +24,16 @@ class SignInForm(AuthenticationForm):
         # One message whether the user exists or not (no enumeration).
         "invalid_login": "Please enter a correct username and password.",
         "inactive": "Please enter a correct username and password.",
+        "directory_unavailable": "Your company's directory did not answer. Try again in a "
+        "few minutes; if it lasts, tell your administrator.",
     }
+
+    def get_invalid_login_error(self):
+        if getattr(self.request, "directory_unavailable", False):
+            return forms.ValidationError(
+                self.error_messages["directory_unavailable"], code="directory_unavailable"
+            )
+        return super().get_invalid_login_error()
 
 
 class CodeForm(forms.Form):
@@ -198,3 +207,147 @@ class AuditFilterForm(forms.Form):
         if data["until"]:
             events = events.filter(at__date__lte=data["until"])
         return events
+
+
+def _check_filter(value: str, placeholder: str | None = None) -> None:
+    from ldap3.core.exceptions import LDAPInvalidFilterError
+    from ldap3.operation.search import parse_filter
+
+    if placeholder and placeholder not in value:
+        raise forms.ValidationError(f"The filter must contain {placeholder}.")
+    try:
+        parse_filter(
+            value.replace(placeholder or "\0", "x"),
+            None,
+            auto_escape=False,
+            auto_encode=False,
+            validator=None,
+            check_names=False,
+        )
+    except LDAPInvalidFilterError:
+        raise forms.ValidationError("This is not an LDAP filter, e.g. (uid={username}).") from None
+
+
+class DirectoryForm(forms.ModelForm):
+    """S7: the directory's settings. The service password is write-only: left empty, the
+    sealed one is kept."""
+
+    bind_password = forms.CharField(
+        label="Service account password",
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="Stored sealed; leave empty to keep the current one.",
+    )
+
+    class Meta:
+        model = DirectoryConfig
+        fields = [
+            "url",
+            "ca_certificate",
+            "bind_dn",
+            "bind_password",
+            "user_base",
+            "user_filter",
+            "username_attribute",
+            "active_filter",
+            "email_attribute",
+            "first_name_attribute",
+            "last_name_attribute",
+            "group_base",
+            "group_filter",
+            "role_mapping",
+        ]
+        widgets = {
+            "ca_certificate": forms.Textarea(attrs={"rows": 4}),
+            "role_mapping": forms.Textarea(attrs={"rows": 4}),
+        }
+
+    def clean_url(self):
+        from .directory import check_url
+
+        try:
+            check_url(self.cleaned_data["url"])
+        except ValueError as exc:
+            raise forms.ValidationError(f"{exc} (plain LDAP is never used).") from None
+        return self.cleaned_data["url"].strip()
+
+    def clean_ca_certificate(self):
+        from cryptography import x509
+
+        pem = self.cleaned_data["ca_certificate"].strip()
+        if pem:
+            try:
+                x509.load_pem_x509_certificates(pem.encode())
+            except ValueError:
+                raise forms.ValidationError("This is not a PEM certificate.") from None
+        return pem
+
+    def _dn(self, name: str, *, required: bool = True) -> str:
+        from .directory import normalize_dn
+
+        value = self.cleaned_data.get(name, "").strip()
+        if value or required:
+            try:
+                normalize_dn(value)
+            except ValueError:
+                raise forms.ValidationError(
+                    "This is not a DN, e.g. ou=people,dc=example,dc=org."
+                ) from None
+        return value
+
+    def clean_bind_dn(self):
+        return self._dn("bind_dn")
+
+    def clean_user_base(self):
+        return self._dn("user_base")
+
+    def clean_group_base(self):
+        return self._dn("group_base", required=False)
+
+    def clean_user_filter(self):
+        value = self.cleaned_data["user_filter"].strip()
+        _check_filter(value, "{username}")
+        return value
+
+    def clean_active_filter(self):
+        value = self.cleaned_data["active_filter"].strip()
+        if value:
+            _check_filter(value)
+        return value
+
+    def clean_group_filter(self):
+        value = self.cleaned_data["group_filter"].strip()
+        _check_filter(value, "{user_dn}")
+        return value
+
+    def clean_bind_password(self):
+        password = self.cleaned_data["bind_password"]
+        if not password and not self.instance.bind_password_sealed:
+            raise forms.ValidationError("The service account needs a password.")
+        return password
+
+    def clean_role_mapping(self):
+        from .directory import parse_role_mapping
+
+        text = self.cleaned_data["role_mapping"]
+        try:
+            mapping = parse_role_mapping(text)
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        known = set(Group.objects.filter(name__in=mapping.values()).values_list("name", flat=True))
+        unknown = sorted(set(mapping.values()) - known)
+        if unknown:
+            raise forms.ValidationError(f"No such role: {', '.join(unknown)}.")
+        return text.strip()
+
+
+class DirectoryTryForm(forms.Form):
+    username = forms.CharField(max_length=254, validators=[validate_single_line])
+    password = forms.CharField(
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "off"}),
+        help_text="Optional: without it, the page shows what the directory says of this "
+        "person, without checking a password.",
+    )

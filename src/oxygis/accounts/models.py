@@ -24,6 +24,16 @@ class User(AbstractUser):
     last_name = models.CharField(
         "last name", max_length=150, blank=True, validators=[validate_single_line]
     )
+    # Where the person's identity lives (S7). A directory user has no password here: the
+    # directory checks it at each sign-in, and says whether the account is still active.
+    LOCAL, DIRECTORY = "local", "ldap"
+    SOURCES = [(LOCAL, "Local password"), (DIRECTORY, "Company directory (LDAP)")]
+    source = models.CharField(max_length=10, choices=SOURCES, default=LOCAL, editable=False)
+    # The directory entry's DN, for the record; sign-in matches on the username.
+    external_id = models.CharField(max_length=500, blank=True, editable=False)
+    # An administrator who keeps their local password while the directory is on, to get
+    # in when the directory is down (opted in by themselves, audited).
+    break_glass = models.BooleanField(default=False, editable=False)
 
     class Meta:
         db_table = "accounts_user"
@@ -136,3 +146,74 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+
+class DirectoryConfig(models.Model):
+    """S7: the tenant's LDAP / Active Directory, one row per database.
+
+    Only TLS: ``ldaps://``, or ``ldap://`` always upgraded with StartTLS; a plain
+    connection is never made, so the bind password and the users' passwords never cross
+    the network in clear. The service password is sealed (``tenancy.sealing``)."""
+
+    enabled = models.BooleanField(default=False, editable=False)
+    url = models.CharField(
+        "server URL",
+        max_length=300,
+        help_text="ldaps://host:636, or ldap://host:389 (always upgraded with StartTLS).",
+    )
+    ca_certificate = models.TextField(
+        "CA certificate (PEM)",
+        blank=True,
+        help_text="The authority that signed the directory's certificate, if it is not a "
+        "public one.",
+    )
+    bind_dn = models.CharField("service account DN", max_length=500)
+    bind_password_sealed = models.TextField(blank=True, editable=False)
+    user_base = models.CharField("user search base", max_length=500)
+    user_filter = models.CharField(
+        "user filter",
+        max_length=500,
+        default="(uid={username})",
+        help_text="{username} is replaced by what the person typed (escaped). "
+        "Active Directory: (sAMAccountName={username}).",
+    )
+    active_filter = models.CharField(
+        "active accounts filter",
+        max_length=500,
+        blank=True,
+        help_text="An account that does not match it is disabled here at its next sign-in. "
+        "Active Directory: (!(userAccountControl:1.2.840.113556.1.4.803:=2)).",
+    )
+    username_attribute = models.CharField(
+        max_length=100,
+        default="uid",
+        help_text="Becomes the username here. Active Directory: sAMAccountName.",
+    )
+    email_attribute = models.CharField(max_length=100, default="mail")
+    first_name_attribute = models.CharField(max_length=100, default="givenName")
+    last_name_attribute = models.CharField(max_length=100, default="sn")
+    group_base = models.CharField("group search base", max_length=500, blank=True)
+    group_filter = models.CharField(
+        "group filter",
+        max_length=500,
+        default="(&(objectClass=groupOfNames)(member={user_dn}))",
+        help_text="{user_dn} is replaced by the person's DN (escaped).",
+    )
+    role_mapping = models.TextField(
+        "groups and roles",
+        blank=True,
+        help_text="One line per group: the group's DN = the role's name. People in no "
+        "listed group cannot sign in.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.url} ({'on' if self.enabled else 'off'})"
+
+    @classmethod
+    def current(cls) -> "DirectoryConfig | None":
+        return cls.objects.filter(pk=1).first()
+
+    @classmethod
+    def active(cls) -> "DirectoryConfig | None":
+        return cls.objects.filter(pk=1, enabled=True).first()

@@ -55,5 +55,10 @@ settings_urlpatterns = [
     path("roles/new/", views.role_edit, name="role-new"),
     path("roles/<id:role_id>/", views.role_edit, name="role-edit"),
     path("policy/", views.policy, name="policy"),
+    path("sign-in/", views.signin_methods, name="signin-methods"),
+    path("sign-in/directory/", views.directory_save, name="directory-save"),
+    path("sign-in/directory/try/", views.directory_try, name="directory-try"),
+    path("sign-in/directory/switch/", views.directory_switch, name="directory-switch"),
+    path("sign-in/break-glass/", views.break_glass, name="break-glass"),
     path("audit/", views.audit_log, name="audit"),
 ]

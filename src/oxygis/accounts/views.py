@@ -36,6 +36,8 @@ from .forms import (
     ApiKeyForm,
     AuditFilterForm,
     CodeForm,
+    DirectoryForm,
+    DirectoryTryForm,
     EmailChangeForm,
     InviteForm,
     OwnPasswordChangeForm,
@@ -46,7 +48,7 @@ from .forms import (
     SignInForm,
     UserEditForm,
 )
-from .models import ApiKey, SecurityPolicy, UserSession
+from .models import ApiKey, DirectoryConfig, SecurityPolicy, UserSession
 from .roles import BUILTIN_ROLES
 from .sessions import describe_browser, end_other_sessions, end_session
 from .sudo import confirm_password, mark_authenticated, sudo_required
@@ -408,6 +410,120 @@ def policy(request):
         messages.success(request, "Security policy saved.")
         return redirect("policy")
     return render(request, "web/form_page.html", {"form": form, "title": "Security policy"})
+
+
+# --- sign-in methods (S7) ------------------------------------------------------------------
+def _signin_methods_page(request, *, form=None, try_form=None, steps=None, status=200):
+    config = DirectoryConfig.current()
+    context = {
+        "config": config,
+        "form": form or DirectoryForm(instance=config or DirectoryConfig()),
+        "try_form": try_form or DirectoryTryForm(),
+        "steps": steps,
+        "break_glass_admins": [
+            u
+            for u in get_user_model().objects.filter(break_glass=True, is_active=True)
+            if u.is_administrator()
+        ],
+    }
+    return render(request, "accounts/signin_methods.html", context, status=status)
+
+
+@never_cache
+@permission_required("accounts.manage_security_policy", raise_exception=True)
+@sudo_required
+def signin_methods(request):
+    """The tenant's sign-in methods: the directory's settings, a try with a user, the
+    switch, and who keeps a break-glass password."""
+    return _signin_methods_page(request)
+
+
+def _posted_only(view):
+    """For the page's buttons: a GET (after a re-authentication) goes back to the page."""
+
+    from functools import wraps
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if request.method != "POST":
+            return redirect("signin-methods")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+@permission_required("accounts.manage_security_policy", raise_exception=True)
+@sudo_required
+@_posted_only
+def directory_save(request):
+    form = DirectoryForm(request.POST, instance=DirectoryConfig.current() or DirectoryConfig())
+    if not form.is_valid():
+        return _signin_methods_page(request, form=form, status=400)
+    actions.save_directory(request, form)
+    messages.success(request, "Directory settings saved. Try them with a user before switching on.")
+    return redirect("signin-methods")
+
+
+@permission_required("accounts.manage_security_policy", raise_exception=True)
+@sudo_required
+@_posted_only
+@guards_secrets  # it checks a directory password: as costly for a guesser as a sign-in
+def directory_try(request):
+    config = DirectoryConfig.current()
+    if config is None:
+        messages.error(request, "Set up the directory first.")
+        return redirect("signin-methods")
+    form = DirectoryTryForm(request.POST)
+    if not form.is_valid():
+        return _signin_methods_page(request, try_form=form, status=400)
+    from .directory import try_configuration
+
+    username = form.cleaned_data["username"]
+    steps = try_configuration(config, username, form.cleaned_data["password"])
+    ok = all(step.ok for step in steps)
+    record(
+        "directory.tested",
+        request=request,
+        target=username,
+        ok=ok,
+        failed=[s.label for s in steps if not s.ok],
+    )
+    return _signin_methods_page(
+        request, try_form=DirectoryTryForm(initial={"username": username}), steps=steps
+    )
+
+
+@permission_required("accounts.manage_security_policy", raise_exception=True)
+@sudo_required
+@_posted_only
+def directory_switch(request):
+    on = request.POST.get("on") == "1"
+    try:
+        actions.switch_directory(request, on)
+    except actions.ActionRefused as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Directory sign-in is {'on' if on else 'off'}.")
+    return redirect("signin-methods")
+
+
+@permission_required("accounts.manage_security_policy", raise_exception=True)
+@sudo_required
+@_posted_only
+def break_glass(request):
+    keep = request.POST.get("keep") == "1"
+    try:
+        actions.set_break_glass(request, keep)
+    except actions.ActionRefused as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request,
+            "You keep your local password as break-glass access."
+            if keep
+            else "You gave up break-glass access.",
+        )
+    return redirect("signin-methods")
 
 
 @permission_required("audit.view_auditevent", raise_exception=True)
