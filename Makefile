@@ -34,6 +34,7 @@ format: $(VENV)/.test
 
 test-sqlite: $(VENV)/.test
 	scripts/ensure-slapd
+	scripts/ensure-oidc-provider
 	scripts/ensure-chromium
 	scripts/ensure-azurite
 	scripts/ensure-wapiti
@@ -45,6 +46,7 @@ test-postgresql: $(VENV)/.test
 	scripts/ensure-pgbackrest
 	scripts/ensure-patroni
 	scripts/ensure-slapd
+	scripts/ensure-oidc-provider
 	scripts/ensure-chromium
 	scripts/ensure-azurite
 	OXYGIS_TEST_ENGINE=postgresql OXYGIS_TEST_URL_COVERAGE=1 $(BIN)/pytest $(PYTEST_ARGS)

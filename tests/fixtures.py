@@ -403,3 +403,68 @@ def directory_tenant(directory_server):
     connect_directory(personas.tenant, directory_server)
     yield personas
     drop_tenant(personas.tenant)
+
+
+@dataclass
+class OpenIDWorld:
+    server: object  # tests.oidc_server.OpenIDServer
+    first: TenantPersonas  # client "client-first"
+    second: TenantPersonas  # client "client-second", same provider
+
+
+OPENID_SECRETS = {"client-first": "first-client-secret-2026", "client-second": "second-client-2026"}
+
+
+@pytest.fixture(scope="module")
+def openid_world(tmp_path_factory):
+    """A real OpenID provider on loopback (tests/oidc_server.py) with a client for each
+    of two fresh tenants, whose sign-in through it is on."""
+    from oxygis.tenancy.hosts import site_url
+    from tests.oidc_server import OpenIDServer, provider_available
+
+    if not provider_available():
+        message = "node or oidc-provider missing (scripts/ensure-oidc-provider installs it)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    first = _make(unique_slug("oidc"), "OpenID First")
+    second = _make(unique_slug("oidc"), "OpenID Second")
+    clients = [
+        {
+            "client_id": client_id,
+            "client_secret": OPENID_SECRETS[client_id],
+            "redirect_uris": [site_url(p.tenant.slug, "/accounts/oidc/callback/")],
+            "post_logout_redirect_uris": [site_url(p.tenant.slug, "/accounts/login/")],
+        }
+        for client_id, p in (("client-first", first), ("client-second", second))
+    ]
+    server = OpenIDServer(tmp_path_factory.mktemp("oidc"), clients)
+    world = OpenIDWorld(server, first, second)
+    connect_openid(first, server, "client-first")
+    connect_openid(second, server, "client-second")
+    yield world
+    server.stop()
+    drop_tenant(first.tenant)
+    drop_tenant(second.tenant)
+
+
+def connect_openid(personas, server, client_id: str, **fields) -> None:
+    """(Re)set ``personas``' identity provider: groups sales -> Salesperson, admins ->
+    Administrator; our 2FA applies; on."""
+    from oxygis.accounts.models import OpenIDConfig
+    from oxygis.accounts.oidc import set_client_secret
+
+    values = {
+        "issuer": server.issuer,
+        "client_id": client_id,
+        "label": "Test IdP",
+        "scopes": "openid email profile groups",
+        "role_mapping": "sales = Salesperson\nadmins = Administrator",
+        "enabled": True,
+        **fields,
+    }
+    with tenant_context(personas.tenant):
+        OpenIDConfig.objects.filter(pk=1).delete()
+        config = OpenIDConfig(pk=1, **values)
+        set_client_secret(config, OPENID_SECRETS.get(client_id, "some-secret"))
+        config.save()

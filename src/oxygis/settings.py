@@ -248,11 +248,15 @@ AUTHENTICATION_BACKENDS = [
     # A tenant's directory, when it has one switched on (S7); the local password after it
     # (refused then, except for break-glass administrators).
     "oxygis.accounts.backends.DirectoryBackend",
+    # Never authenticates: the OpenID callback signs people in; it reloads their session.
+    "oxygis.accounts.backends.OpenIDBackend",
     "oxygis.accounts.backends.UsernameOrEmailBackend",
 ]
 # Seconds a directory may take to connect, and to answer each request, before a sign-in
 # gives up on it: a dead directory costs a worker this long, never more (S7).
 DIRECTORY_TIMEOUT = config.env_int("DIRECTORY_TIMEOUT", 5, minimum=1)
+# The same for each request to a tenant's OpenID provider (discovery, keys, code exchange).
+OIDC_TIMEOUT = config.env_int("OIDC_TIMEOUT", 5, minimum=1)
 PASSWORD_RESET_TIMEOUT = 3600  # reset links live one hour
 INVITATION_TIMEOUT = config.env_int("INVITATION_TIMEOUT", 3 * 24 * 3600, minimum=3600)
 SESSION_IDLE_TIMEOUT = config.env_int("SESSION_IDLE_TIMEOUT", 3600, minimum=60)

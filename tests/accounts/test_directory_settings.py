@@ -168,7 +168,7 @@ def test_switching_on_needs_a_directory_that_answers(tenant, directory_server):
     owner = tenant.client()
     owner.sign_in(tenant.owner_username, tenant.owner_password)
     response = owner.post("/settings/sign-in/directory/switch/", {"on": "1"})
-    assert "Set up the directory first" in owner.get(response["Location"]).content.decode()
+    assert "Fill in the settings first" in owner.get(response["Location"]).content.decode()
     owner.post(
         "/settings/sign-in/directory/",
         settings_form(directory_server, bind_password="wrong-service-password"),

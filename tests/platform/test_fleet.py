@@ -33,14 +33,16 @@ def test_an_up_to_date_tenant_costs_one_query_to_migrate(tenant_factory, monkeyp
 def test_built_in_roles_are_applied_once_per_migrate(tenant_factory, monkeypatch):
     """Scale: a migrate that does apply migrations re-applies the built-in roles once,
     not once per app."""
-    from django.db.migrations.recorder import MigrationRecorder
+    from django.core.management import call_command
+    from django.db.migrations.loader import MigrationLoader
 
     tenant = tenant_factory().tenant
     with tenant_context(tenant) as alias:
-        # As if the last migration of accounts had not run yet (it only alters fields).
-        MigrationRecorder(connections[alias]).migration_qs.filter(
-            app="accounts", name="0005_manage_support_permission"
-        ).delete()
+        # As if the last migration of accounts had not run yet: unapplied, for real.
+        graph = MigrationLoader(connections[alias]).graph
+        (leaf,) = graph.leaf_nodes("accounts")
+        (parent,) = [p for p in graph.node_map[leaf].parents if p.key[0] == "accounts"]
+        call_command("migrate", "accounts", parent.key[1], database=alias, verbosity=0)
     applied = []
     original = roles.apply_roles
     monkeypatch.setattr(

@@ -248,53 +248,69 @@ def set_password_by_operator(user, password: str) -> None:
     record("password.set_by_operator", actor=None, target=user.get_username())
 
 
-# --- directory sign-in (S7) ----------------------------------------------------------------
-def save_directory(request, form) -> None:
-    """Save the directory's settings (the service password sealed, never logged)."""
-    from .directory import set_bind_password
+# --- external sign-in: the directory and the identity provider (S7) -------------------------
+def _sign_in_method(kind: str):
+    """(model, secret field, how to seal it, how to check it answers) of ``kind``."""
+    from . import directory, oidc
+    from .models import DirectoryConfig, OpenIDConfig
 
+    def directory_answers(config):
+        with directory.Directory(config):
+            pass
+
+    def provider_answers(config):
+        oidc.signing_keys(oidc.discover(config, refresh=True), refresh=True)
+        oidc.client_secret(config)
+
+    if kind == "directory":
+        return (
+            DirectoryConfig,
+            "bind_password",
+            directory.set_bind_password,
+            directory_answers,
+            directory.DirectoryError,
+        )
+    return OpenIDConfig, "client_secret", oidc.set_client_secret, provider_answers, oidc.OpenIDError
+
+
+def save_sign_in_method(request, kind: str, form) -> None:
+    """Save the settings of the directory or identity provider (``kind``: "directory" or
+    "oidc"); its secret sealed, never logged."""
+    _, secret_field, set_secret, _, _ = _sign_in_method(kind)
     config = form.save(commit=False)
     config.pk = 1
-    changed = [f for f in form.changed_data if f != "bind_password"]
-    if form.cleaned_data.get("bind_password"):
-        set_bind_password(config, form.cleaned_data["bind_password"])
-        changed.append("bind_password")
+    changed = [f for f in form.changed_data if f != secret_field]
+    if form.cleaned_data.get(secret_field):
+        set_secret(config, form.cleaned_data[secret_field])
+        changed.append(secret_field)
     with transaction.atomic(using=config._meta.model.objects.db):
         config.save()
-        record("directory.configured", request=request, changed=sorted(changed), url=config.url)
+        record(f"{kind}.configured", request=request, changed=sorted(changed), at=str(config))
 
 
-def switch_directory(request, on: bool) -> None:
-    """Switch directory sign-in on (once the directory answers with the service account)
-    or off."""
-    from .directory import Directory, DirectoryError
-    from .models import DirectoryConfig
-
-    config = DirectoryConfig.current()
+def switch_sign_in_method(request, kind: str, on: bool) -> None:
+    """Switch the directory or identity provider on (once it answers) or off."""
+    model, _, _, answers, error = _sign_in_method(kind)
+    config = model.current()
     if config is None:
-        raise ActionRefused("Set up the directory first.")
+        raise ActionRefused("Fill in the settings first.")
     if on:
         try:
-            with Directory(config):
-                pass
-        except DirectoryError as exc:
-            raise ActionRefused(f"The directory cannot be used: {exc}.") from None
+            answers(config)
+        except error as exc:
+            raise ActionRefused(f"It cannot be used: {exc}.") from None
     if config.enabled == on:
         return
-    with transaction.atomic(using=DirectoryConfig.objects.db):
+    with transaction.atomic(using=model.objects.db):
         config.enabled = on
         config.save(update_fields=["enabled", "updated_at"])
-        record(
-            "directory.switched_on" if on else "directory.switched_off",
-            request=request,
-            url=config.url,
-        )
+        record(f"{kind}.switched_{'on' if on else 'off'}", request=request, at=str(config))
 
 
 def set_break_glass(request, keep: bool) -> None:
     """An administrator keeps (or gives up) their local password as a way in while the
-    directory is down (S7)."""
-    from .models import DirectoryConfig
+    directory or identity provider is down (S7)."""
+    from .backends import local_passwords_off
 
     user = request.user
     if keep:
@@ -305,9 +321,9 @@ def set_break_glass(request, keep: bool) -> None:
                 "Your account comes from the directory: break-glass access is for an "
                 "administrator account with a local password."
             )
-    elif DirectoryConfig.active() is not None and user.source == user.LOCAL:
+    elif local_passwords_off() and user.source == user.LOCAL:
         raise ActionRefused(
-            "Directory sign-in is on and your account is not a directory account: without "
+            "Local passwords are off and your account has no other way in: without "
             "break-glass access you could no longer sign in."
         )
     if user.break_glass == keep:

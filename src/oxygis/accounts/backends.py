@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.db.models import Q
 
-from .models import DirectoryConfig
+from .models import DirectoryConfig, OpenIDConfig
 
 log = logging.getLogger("oxygis.accounts.backends")
 
@@ -49,9 +49,25 @@ def local_password_allowed(user) -> bool:
     one."""
     if user.source != user.LOCAL and not user.break_glass:
         return False
-    if DirectoryConfig.active() is None:
+    if not local_passwords_off():
         return True
     return user.break_glass and user.is_administrator()
+
+
+def local_passwords_off() -> bool:
+    """Is an external sign-in on that replaces local passwords (S7)?"""
+    return (
+        DirectoryConfig.active() is not None
+        or OpenIDConfig.objects.filter(pk=1, enabled=True, passwords_off=True).exists()
+    )
+
+
+class OpenIDBackend(ModelBackend):
+    """The backend of sessions opened by the OpenID callback (accounts/oidc.py): it
+    checks no credential, so ``authenticate`` never answers."""
+
+    def authenticate(self, request, **credentials):
+        return None
 
 
 class DirectoryBackend(ModelBackend):

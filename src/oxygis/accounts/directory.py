@@ -40,6 +40,7 @@ from oxygis.audit.events import record
 from oxygis.tenancy.sealing import SealError, seal, unseal
 
 from .models import DirectoryConfig
+from .roles import parse_role_mapping as parse_mapping
 
 log = logging.getLogger("oxygis.accounts.directory")
 
@@ -60,18 +61,8 @@ def normalize_dn(dn: str) -> str:
 
 
 def parse_role_mapping(text: str) -> dict[str, str]:
-    """'group DN = role name' lines -> {normalized DN: role name}. Raises ValueError
-    naming the first bad line."""
-    mapping = {}
-    for number, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        dn, sep, role = line.rpartition("=")
-        if not sep or not dn.strip() or not role.strip():
-            raise ValueError(f"line {number}: write 'group DN = role name'")
-        mapping[normalize_dn(dn.strip())] = role.strip()
-    return mapping
+    """'group DN = role name' lines -> {normalized DN: role name}."""
+    return parse_mapping(text, key=normalize_dn)
 
 
 def check_url(url: str) -> tuple[str, int, bool]:
@@ -345,7 +336,9 @@ def provision(person: Person):
     user.source, user.external_id = User.DIRECTORY, person.dn
     user.email, user.first_name, user.last_name = person.email, person.first_name, person.last_name
     user.is_active = True
-    if not user.break_glass:
+    if user.has_usable_password() and not user.break_glass:
+        # Once: a new unusable password each time would end the person's other
+        # sessions (the session hash covers the password field).
         user.set_unusable_password()  # the directory holds the password, not us
     roles = list(Group.objects.filter(name__in=person.roles))
     try:

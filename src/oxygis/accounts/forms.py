@@ -9,7 +9,7 @@ from oxygis.tenancy.context import bound_tenant
 from oxygis.tenancy.hosts import site_url
 
 from .actions import grantable_roles, rights_as_permissions
-from .models import DirectoryConfig, SecurityPolicy
+from .models import DirectoryConfig, OpenIDConfig, SecurityPolicy
 from .roles import ADMIN_APPS, BUILTIN_ROLES
 from .sudo import confirm_password
 
@@ -228,6 +228,19 @@ def _check_filter(value: str, placeholder: str | None = None) -> None:
         raise forms.ValidationError("This is not an LDAP filter, e.g. (uid={username}).") from None
 
 
+def _clean_role_mapping(text: str, parse) -> str:
+    """A 'something = role' mapping whose roles all exist."""
+    try:
+        mapping = parse(text)
+    except ValueError as exc:
+        raise forms.ValidationError(str(exc)) from None
+    known = set(Group.objects.filter(name__in=mapping.values()).values_list("name", flat=True))
+    unknown = sorted(set(mapping.values()) - known)
+    if unknown:
+        raise forms.ValidationError(f"No such role: {', '.join(unknown)}.")
+    return text.strip()
+
+
 class DirectoryForm(forms.ModelForm):
     """S7: the directory's settings. The service password is write-only: left empty, the
     sealed one is kept."""
@@ -330,16 +343,7 @@ class DirectoryForm(forms.ModelForm):
     def clean_role_mapping(self):
         from .directory import parse_role_mapping
 
-        text = self.cleaned_data["role_mapping"]
-        try:
-            mapping = parse_role_mapping(text)
-        except ValueError as exc:
-            raise forms.ValidationError(str(exc)) from None
-        known = set(Group.objects.filter(name__in=mapping.values()).values_list("name", flat=True))
-        unknown = sorted(set(mapping.values()) - known)
-        if unknown:
-            raise forms.ValidationError(f"No such role: {', '.join(unknown)}.")
-        return text.strip()
+        return _clean_role_mapping(self.cleaned_data["role_mapping"], parse_role_mapping)
 
 
 class DirectoryTryForm(forms.Form):
@@ -351,3 +355,58 @@ class DirectoryTryForm(forms.Form):
         help_text="Optional: without it, the page shows what the directory says of this "
         "person, without checking a password.",
     )
+
+
+class OpenIDForm(forms.ModelForm):
+    """S7: the identity provider's settings. The client secret is write-only."""
+
+    client_secret = forms.CharField(
+        label="Client secret",
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="Stored sealed; leave empty to keep the current one.",
+    )
+
+    class Meta:
+        model = OpenIDConfig
+        fields = [
+            "label",
+            "issuer",
+            "client_id",
+            "client_secret",
+            "scopes",
+            "username_claim",
+            "roles_claim",
+            "role_mapping",
+            "two_factor",
+            "accepted_amr",
+            "accepted_acr",
+            "passwords_off",
+        ]
+        widgets = {"role_mapping": forms.Textarea(attrs={"rows": 4})}
+
+    def clean_issuer(self):
+        from .oidc import check_issuer
+
+        try:
+            return check_issuer(self.cleaned_data["issuer"])
+        except ValueError as exc:
+            raise forms.ValidationError(f"{str(exc).capitalize()}.") from None
+
+    def clean_scopes(self):
+        scopes = self.cleaned_data["scopes"].split()
+        if "openid" not in scopes:
+            raise forms.ValidationError("The scopes must include openid.")
+        return " ".join(scopes)
+
+    def clean_client_secret(self):
+        secret = self.cleaned_data["client_secret"]
+        if not secret and not self.instance.client_secret_sealed:
+            raise forms.ValidationError("The client needs its secret.")
+        return secret
+
+    def clean_role_mapping(self):
+        from .roles import parse_role_mapping
+
+        return _clean_role_mapping(self.cleaned_data["role_mapping"], parse_role_mapping)

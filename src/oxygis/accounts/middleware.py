@@ -12,6 +12,7 @@ from django.shortcuts import redirect
 from django.urls import Resolver404, resolve
 
 from .models import UserSession
+from .oidc import IDP_VERIFIED
 from .twofactor import has_two_factor, two_factor_required
 
 LOGIN_AT, SEEN_AT = "oxygis_login_at", "oxygis_seen_at"
@@ -69,6 +70,10 @@ class TwoFactorGateMiddleware:
 
     def __call__(self, request):
         user = request.user
+        if user.is_authenticated and request.session.get(IDP_VERIFIED):
+            # The identity provider's multi-factor sign-in counts as the second factor:
+            # the tenant chose so, and the signed ID token said so (accounts/oidc.py).
+            user.is_verified = lambda: True
         if user.is_authenticated and not user.is_verified():
             try:
                 name = resolve(request.path_info, getattr(request, "urlconf", None)).url_name

@@ -26,10 +26,15 @@ class User(AbstractUser):
     )
     # Where the person's identity lives (S7). A directory user has no password here: the
     # directory checks it at each sign-in, and says whether the account is still active.
-    LOCAL, DIRECTORY = "local", "ldap"
-    SOURCES = [(LOCAL, "Local password"), (DIRECTORY, "Company directory (LDAP)")]
+    LOCAL, DIRECTORY, OPENID = "local", "ldap", "oidc"
+    SOURCES = [
+        (LOCAL, "Local password"),
+        (DIRECTORY, "Company directory (LDAP)"),
+        (OPENID, "Identity provider (OpenID Connect)"),
+    ]
     source = models.CharField(max_length=10, choices=SOURCES, default=LOCAL, editable=False)
-    # The directory entry's DN, for the record; sign-in matches on the username.
+    # The directory entry's DN (sign-in matches on it, then on the username), or the
+    # identity provider's "<issuer> <sub>" (the only thing an OpenID sign-in matches on).
     external_id = models.CharField(max_length=500, blank=True, editable=False)
     # An administrator who keeps their local password while the directory is on, to get
     # in when the directory is down (opted in by themselves, audited).
@@ -216,4 +221,81 @@ class DirectoryConfig(models.Model):
 
     @classmethod
     def active(cls) -> "DirectoryConfig | None":
+        return cls.objects.filter(pk=1, enabled=True).first()
+
+
+class OpenIDConfig(models.Model):
+    """S7: the tenant's OpenID Connect identity provider, one row per database.
+
+    Authorization code flow with PKCE (S256), state and nonce; the ID token's signature
+    (asymmetric algorithms only), issuer, audience, expiry and nonce are verified. The
+    client secret is sealed (``tenancy.sealing``)."""
+
+    TWO_FACTOR_OURS, TWO_FACTOR_IDP = "ours", "idp"
+    TWO_FACTOR_CHOICES = [
+        (TWO_FACTOR_OURS, "Our two-factor authentication applies, as for passwords"),
+        (
+            TWO_FACTOR_IDP,
+            "The identity provider's multi-factor sign-in (amr/acr claim) satisfies it",
+        ),
+    ]
+
+    enabled = models.BooleanField(default=False, editable=False)
+    label = models.CharField(
+        "button label",
+        max_length=60,
+        default="your company account",
+        validators=[validate_single_line],
+        help_text='The sign-in page shows "Sign in with <label>".',
+    )
+    issuer = models.CharField(
+        "issuer URL", max_length=300, help_text="e.g. https://login.example.com/realms/acme"
+    )
+    client_id = models.CharField("client ID", max_length=200)
+    client_secret_sealed = models.TextField(blank=True, editable=False)
+    scopes = models.CharField(max_length=200, default="openid email profile")
+    username_claim = models.CharField(max_length=100, default="preferred_username")
+    roles_claim = models.CharField(max_length=100, default="groups")
+    role_mapping = models.TextField(
+        "claim values and roles",
+        blank=True,
+        help_text="One line per value of the roles claim: the value = the role's name. "
+        "People with no listed value cannot sign in.",
+    )
+    two_factor = models.CharField(
+        "two-factor authentication",
+        max_length=10,
+        choices=TWO_FACTOR_CHOICES,
+        default=TWO_FACTOR_OURS,
+    )
+    accepted_amr = models.CharField(
+        "multi-factor amr values",
+        max_length=200,
+        default="mfa otp hwk sc",
+        blank=True,
+        help_text="Any of these in the ID token's amr claim counts as a second factor.",
+    )
+    accepted_acr = models.CharField(
+        "multi-factor acr values",
+        max_length=300,
+        blank=True,
+        help_text="Any of these as the ID token's acr claim counts as a second factor.",
+    )
+    passwords_off = models.BooleanField(
+        "local passwords stop",
+        default=False,
+        help_text="While on, local passwords open nothing, except those of break-glass "
+        "administrators.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.issuer} ({'on' if self.enabled else 'off'})"
+
+    @classmethod
+    def current(cls) -> "OpenIDConfig | None":
+        return cls.objects.filter(pk=1).first()
+
+    @classmethod
+    def active(cls) -> "OpenIDConfig | None":
         return cls.objects.filter(pk=1, enabled=True).first()

@@ -71,3 +71,19 @@ def apply_roles(using: str) -> None:
     )
     for name, labels in ROLE_PERMISSIONS.items():
         groups[name].permissions.set(_permissions(using, labels))
+
+
+def parse_role_mapping(text: str, key=str.strip) -> dict[str, str]:
+    """'something = role name' lines (a directory group's DN, a value of an identity
+    provider's claim) -> {key(something): role name}. Blank lines and # comments are
+    skipped; ValueError names the first bad line. The last '=' splits (DNs hold '=')."""
+    mapping = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        left, sep, role = line.rpartition("=")
+        if not sep or not left.strip() or not role.strip():
+            raise ValueError(f"line {number}: write 'group or value = role name'")
+        mapping[key(left.strip())] = role.strip()
+    return mapping

@@ -5,7 +5,9 @@ from . import views
 
 urlpatterns = [
     path("login/", views.SignInView.as_view(), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("logout/", views.SignOutView.as_view(), name="logout"),
+    path("oidc/start/", views.oidc_start, name="oidc-start"),
+    path("oidc/callback/", views.oidc_callback, name="oidc-callback"),
     path("2fa/verify/", views.twofactor_verify, name="twofactor-verify"),
     path("2fa/setup/", views.twofactor_setup, name="twofactor-setup"),
     path("2fa/qr.svg", views.twofactor_qr, name="twofactor-qr"),
@@ -56,9 +58,26 @@ settings_urlpatterns = [
     path("roles/<id:role_id>/", views.role_edit, name="role-edit"),
     path("policy/", views.policy, name="policy"),
     path("sign-in/", views.signin_methods, name="signin-methods"),
-    path("sign-in/directory/", views.directory_save, name="directory-save"),
+    path(
+        "sign-in/directory/",
+        views.signin_method_save,
+        {"kind": "directory"},
+        name="directory-save",
+    ),
     path("sign-in/directory/try/", views.directory_try, name="directory-try"),
-    path("sign-in/directory/switch/", views.directory_switch, name="directory-switch"),
+    path(
+        "sign-in/directory/switch/",
+        views.signin_method_switch,
+        {"kind": "directory"},
+        name="directory-switch",
+    ),
+    path("sign-in/oidc/", views.signin_method_save, {"kind": "oidc"}, name="oidc-save"),
+    path(
+        "sign-in/oidc/switch/",
+        views.signin_method_switch,
+        {"kind": "oidc"},
+        name="oidc-switch",
+    ),
     path("sign-in/break-glass/", views.break_glass, name="break-glass"),
     path("audit/", views.audit_log, name="audit"),
 ]

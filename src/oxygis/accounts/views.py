@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
+from functools import wraps
 
 from axes.models import AccessAttempt
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import get_user_model
+from django.contrib.auth import get_user_model, login, logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required, permission_required
 from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -30,7 +33,7 @@ from oxygis.core.limiter import guards_secrets, secret_was_right
 from oxygis.tenancy.credentials import note_revoked
 from oxygis.tenancy.models import CredentialEvent
 
-from . import actions, twofactor
+from . import actions, oidc, twofactor
 from .apikeys import create_key, revoke_key
 from .forms import (
     ApiKeyForm,
@@ -40,6 +43,7 @@ from .forms import (
     DirectoryTryForm,
     EmailChangeForm,
     InviteForm,
+    OpenIDForm,
     OwnPasswordChangeForm,
     PolicyForm,
     ReauthForm,
@@ -48,11 +52,13 @@ from .forms import (
     SignInForm,
     UserEditForm,
 )
-from .models import ApiKey, DirectoryConfig, SecurityPolicy, UserSession
+from .models import ApiKey, DirectoryConfig, OpenIDConfig, SecurityPolicy, UserSession
 from .roles import BUILTIN_ROLES
 from .sessions import describe_browser, end_other_sessions, end_session
 from .sudo import confirm_password, mark_authenticated, sudo_required
 from .tokens import invitation_token_generator, reset_token_generator
+
+log = logging.getLogger("oxygis.accounts.views")
 
 
 def _next_url(request, default: str = "/") -> str:
@@ -76,6 +82,100 @@ class SignInView(auth_views.LoginView):
     def form_valid(self, form):
         secret_was_right(self.request)
         return super().form_valid(form)
+
+    def get_context_data(self, **kwargs):
+        return {**super().get_context_data(**kwargs), "openid": OpenIDConfig.active()}
+
+
+class SignOutView(auth_views.LogoutView):
+    """Sign out here, then at the identity provider when the session came from it
+    (RP-initiated logout, S7)."""
+
+    def post(self, request, *args, **kwargs):
+        id_token = request.session.get(oidc.ID_TOKEN)
+        response = super().post(request, *args, **kwargs)
+        config = OpenIDConfig.active() if id_token else None
+        if config is not None:
+            url = oidc.logout_url(request, config, id_token)
+            if url:
+                return redirect(url)
+        return response
+
+
+# --- OpenID Connect (S7) ---------------------------------------------------------------------
+# Anonymous by design: the person is signing in. The callback checks a secret (the code),
+# so each costs the address a token of the shared limiter, refunded on success.
+@login_not_required
+@never_cache
+def oidc_start(request):
+    """Off to the identity provider: to sign in, to confirm it is still you
+    (``?reauth=1``), or for an administrator's try of the settings (``?trial=1``)."""
+    trial = request.GET.get("trial") == "1"
+    reauth = request.GET.get("reauth") == "1"
+    if trial:
+        if not request.user.has_perm("accounts.manage_security_policy"):
+            raise PermissionDenied
+        config = OpenIDConfig.current()
+    else:
+        config = OpenIDConfig.active()
+    if config is None or (reauth and not request.user.is_authenticated):
+        raise Http404
+    try:
+        url = oidc.start(request, config, next_url=_next_url(request), trial=trial, reauth=reauth)
+    except oidc.OpenIDError as exc:
+        log.warning("OpenID sign-in could not start: %s", exc)
+        messages.error(
+            request,
+            "Your identity provider cannot be reached. Try again in a few minutes; if it "
+            "lasts, tell your administrator.",
+        )
+        return redirect("login")
+    return redirect(url)
+
+
+@login_not_required
+@never_cache
+@guards_secrets
+def oidc_callback(request):
+    pending = request.session.get(oidc.PENDING) or {}
+    config = OpenIDConfig.current() if pending.get("trial") else OpenIDConfig.active()
+    if config is None:
+        raise Http404
+    try:
+        outcome = oidc.finish(request, config)
+        if outcome.trial:
+            if not request.user.has_perm("accounts.manage_security_policy"):
+                raise PermissionDenied
+            record(
+                "oidc.tested",
+                request=request,
+                target=outcome.username,
+                roles=outcome.roles,
+                two_factor=outcome.idp_mfa,
+            )
+            secret_was_right(request)
+            return _no_store(render(request, "accounts/oidc_trial.html", {"outcome": outcome}))
+        user = oidc.provision(config, outcome)
+    except oidc.SignInRefused as exc:
+        messages.error(request, str(exc))
+        return redirect("login")
+    except oidc.OpenIDError as exc:
+        log.warning("OpenID sign-in failed: %s", exc)
+        messages.error(request, "Your identity provider cannot be reached. Try again later.")
+        return redirect("login")
+    secret_was_right(request)
+    if outcome.reauth:
+        if user.pk != request.user.pk:
+            messages.error(request, "You confirmed as someone else: sign in again.")
+            logout(request)
+            return redirect("login")
+        mark_authenticated(request)
+    else:
+        login(request, user, backend="oxygis.accounts.backends.OpenIDBackend")
+    request.session[oidc.ID_TOKEN] = outcome.id_token
+    if outcome.idp_mfa:
+        request.session[oidc.IDP_VERIFIED] = True
+    return redirect(outcome.next_url)
 
 
 @never_cache
@@ -170,7 +270,13 @@ def reauth(request):
             mark_authenticated(request)
             return redirect(_next_url(request, reverse("security")))
         form.add_error("secret", "That is not your password or a valid code.")
-    return render(request, "accounts/reauth.html", {"form": form, "next": _next_url(request, "")})
+    context = {
+        "form": form,
+        "next": _next_url(request, ""),
+        # A person of the identity provider has no password here: they confirm there.
+        "openid": OpenIDConfig.active() if getattr(request.user, "source", "") == "oidc" else None,
+    }
+    return render(request, "accounts/reauth.html", context)
 
 
 # --- the user's own security page -------------------------------------------------
@@ -413,13 +519,25 @@ def policy(request):
 
 
 # --- sign-in methods (S7) ------------------------------------------------------------------
-def _signin_methods_page(request, *, form=None, try_form=None, steps=None, status=200):
-    config = DirectoryConfig.current()
+SIGN_IN_FORMS = {"directory": DirectoryForm, "oidc": OpenIDForm}
+SIGN_IN_MODELS = {"directory": DirectoryConfig, "oidc": OpenIDConfig}
+
+
+def _signin_methods_page(request, *, forms=None, try_form=None, steps=None, status=200):
+    from oxygis.tenancy.hosts import site_url
+
+    configs = {kind: model.current() for kind, model in SIGN_IN_MODELS.items()}
+    forms = forms or {}
     context = {
-        "config": config,
-        "form": form or DirectoryForm(instance=config or DirectoryConfig()),
+        "directory": configs["directory"],
+        "openid": configs["oidc"],
+        "directory_form": forms.get("directory")
+        or DirectoryForm(instance=configs["directory"] or DirectoryConfig()),
+        "openid_form": forms.get("oidc") or OpenIDForm(instance=configs["oidc"] or OpenIDConfig()),
         "try_form": try_form or DirectoryTryForm(),
         "steps": steps,
+        "redirect_uri": site_url(request.tenant.slug, "/accounts/oidc/callback/"),
+        "post_logout_uri": site_url(request.tenant.slug, "/accounts/login/"),
         "break_glass_admins": [
             u
             for u in get_user_model().objects.filter(break_glass=True, is_active=True)
@@ -433,15 +551,13 @@ def _signin_methods_page(request, *, form=None, try_form=None, steps=None, statu
 @permission_required("accounts.manage_security_policy", raise_exception=True)
 @sudo_required
 def signin_methods(request):
-    """The tenant's sign-in methods: the directory's settings, a try with a user, the
-    switch, and who keeps a break-glass password."""
+    """The tenant's sign-in methods: the directory's and the identity provider's settings,
+    a try of each, their switches, and who keeps a break-glass password."""
     return _signin_methods_page(request)
 
 
 def _posted_only(view):
     """For the page's buttons: a GET (after a re-authentication) goes back to the page."""
-
-    from functools import wraps
 
     @wraps(view)
     def wrapper(request, *args, **kwargs):
@@ -455,12 +571,28 @@ def _posted_only(view):
 @permission_required("accounts.manage_security_policy", raise_exception=True)
 @sudo_required
 @_posted_only
-def directory_save(request):
-    form = DirectoryForm(request.POST, instance=DirectoryConfig.current() or DirectoryConfig())
+def signin_method_save(request, kind: str):
+    model = SIGN_IN_MODELS[kind]
+    form = SIGN_IN_FORMS[kind](request.POST, instance=model.current() or model())
     if not form.is_valid():
-        return _signin_methods_page(request, form=form, status=400)
-    actions.save_directory(request, form)
-    messages.success(request, "Directory settings saved. Try them with a user before switching on.")
+        return _signin_methods_page(request, forms={kind: form}, status=400)
+    actions.save_sign_in_method(request, kind, form)
+    messages.success(request, "Settings saved. Try them with a user before switching on.")
+    return redirect("signin-methods")
+
+
+@permission_required("accounts.manage_security_policy", raise_exception=True)
+@sudo_required
+@_posted_only
+def signin_method_switch(request, kind: str):
+    on = request.POST.get("on") == "1"
+    try:
+        actions.switch_sign_in_method(request, kind, on)
+    except actions.ActionRefused as exc:
+        messages.error(request, str(exc))
+    else:
+        name = "Directory" if kind == "directory" else "Identity provider"
+        messages.success(request, f"{name} sign-in is {'on' if on else 'off'}.")
     return redirect("signin-methods")
 
 
@@ -471,7 +603,7 @@ def directory_save(request):
 def directory_try(request):
     config = DirectoryConfig.current()
     if config is None:
-        messages.error(request, "Set up the directory first.")
+        messages.error(request, "Fill in the settings first.")
         return redirect("signin-methods")
     form = DirectoryTryForm(request.POST)
     if not form.is_valid():
@@ -491,20 +623,6 @@ def directory_try(request):
     return _signin_methods_page(
         request, try_form=DirectoryTryForm(initial={"username": username}), steps=steps
     )
-
-
-@permission_required("accounts.manage_security_policy", raise_exception=True)
-@sudo_required
-@_posted_only
-def directory_switch(request):
-    on = request.POST.get("on") == "1"
-    try:
-        actions.switch_directory(request, on)
-    except actions.ActionRefused as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(request, f"Directory sign-in is {'on' if on else 'off'}.")
-    return redirect("signin-methods")
 
 
 @permission_required("accounts.manage_security_policy", raise_exception=True)
