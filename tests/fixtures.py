@@ -468,3 +468,17 @@ def connect_openid(personas, server, client_id: str, **fields) -> None:
         config = OpenIDConfig(pk=1, **values)
         set_client_secret(config, OPENID_SECRETS.get(client_id, "some-secret"))
         config.save()
+
+
+def verified_by(client, tenant, device) -> None:
+    """Mark ``client``'s session as having passed 2FA with ``device`` (django-otp's own
+    session key), for server-side tests of what comes after; the ceremonies themselves
+    are exercised in the browser tests."""
+    from django.conf import settings
+    from django.contrib.sessions.backends.db import SessionStore
+    from django_otp import DEVICE_ID_SESSION_KEY
+
+    with tenant_context(tenant):
+        session = SessionStore(client.cookies[settings.SESSION_COOKIE_NAME].value)
+        session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+        session.save()

@@ -34,14 +34,8 @@ const provider = new Provider(config.issuer, {
   },
   features: {
     devInteractions: { enabled: false },
-    rpInitiatedLogout: {
-      enabled: true,
-      // Sign out without a confirmation page: the test follows the redirect.
-      logoutSource: async (ctx, form) => {
-        ctx.body = `<!DOCTYPE html><html><body>${form}<script nonce="">document.forms[0].submit()</script>` +
-          `<noscript><button form="op.logoutForm" value="yes" name="logout">Sign out</button></noscript></body></html>`;
-      },
-    },
+    // Its own page asks "Do you want to sign out?" (a click, in the browser tests).
+    rpInitiatedLogout: { enabled: true },
   },
   // The ID token carries the claims of the granted scopes (not only /userinfo).
   conformIdTokenClaims: false,

@@ -97,6 +97,7 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
+    "django_otp_webauthn",
     "oxygis.core",
     "oxygis.tenancy",
     "oxygis.audit",
@@ -251,7 +252,16 @@ AUTHENTICATION_BACKENDS = [
     # Never authenticates: the OpenID callback signs people in; it reloads their session.
     "oxygis.accounts.backends.OpenIDBackend",
     "oxygis.accounts.backends.UsernameOrEmailBackend",
+    # Passwordless sign-in with a passkey (S12).
+    "django_otp_webauthn.backends.WebAuthnBackend",
 ]
+# Passkeys: one relying party per tenant (accounts/passkeys.py).
+OTP_WEBAUTHN_RP_ID_CALLABLE = "oxygis.accounts.passkeys.relying_party_id"
+OTP_WEBAUTHN_RP_NAME_CALLABLE = "oxygis.accounts.passkeys.relying_party_name"
+OTP_WEBAUTHN_HELPER_CLASS = "oxygis.accounts.passkeys.TenantWebAuthnHelper"
+OTP_WEBAUTHN_ALLOW_PASSWORDLESS_LOGIN = True
+OTP_WEBAUTHN_EXCEPTION_LOGGER_NAME = "oxygis.accounts.passkeys"
+
 # Seconds a directory may take to connect, and to answer each request, before a sign-in
 # gives up on it: a dead directory costs a worker this long, never more (S7).
 DIRECTORY_TIMEOUT = config.env_int("DIRECTORY_TIMEOUT", 5, minimum=1)
@@ -423,7 +433,12 @@ LOGGING = {
 
 # W003 looks for Django's CSRF middleware by its dotted path; ours is a subclass of it
 # (web/csrf.py), and tests/web/test_headers.py checks that it is installed and enforcing.
-SILENCED_SYSTEM_CHECKS: list[str] = ["security.W003"]
+SILENCED_SYSTEM_CHECKS: list[str] = [
+    "security.W003",
+    # django-otp-webauthn wants one fixed list of origins; ours is each tenant's own
+    # address, given per request by accounts.passkeys.TenantWebAuthnHelper.
+    "otp_webauthn.E030",
+]
 if not PRODUCTION:
     # W021 (HSTS preload) only makes sense on a real public domain.
     SILENCED_SYSTEM_CHECKS.append("security.W021")

@@ -2,7 +2,7 @@
 
 from django.urls import include, path
 
-from oxygis.accounts.urls import settings_urlpatterns
+from oxygis.accounts.urls import passkey_patterns, settings_urlpatterns
 from oxygis.platform.support_urls import session_urlpatterns as support_session
 from oxygis.sales.api import api
 from oxygis.web import views
@@ -16,6 +16,7 @@ for pattern in api_patterns:
 urlpatterns = [
     path("", views.home, name="home"),
     path("accounts/", include("oxygis.accounts.urls")),
+    path("accounts/webauthn/", include(passkey_patterns)),
     path("settings/", include(settings_urlpatterns)),
     path("settings/backups/", include("oxygis.backups.urls")),
     path("settings/support/", include("oxygis.platform.support_urls")),

@@ -20,7 +20,7 @@ from oxygis.sales import services
 from oxygis.sales.models import Contact
 from oxygis.tenancy.databases import forget_tenant_database, tenant_context
 from oxygis.tenancy.models import Tenant
-from tests.fixtures import HttpsClient, link_in, mails_to
+from tests.fixtures import HttpsClient, link_in, mails_to, verified_by
 
 PASSWORD, NEW_PASSWORD = "Otto-pass-2026!", "Otto-newpass-2027?"
 
@@ -200,3 +200,37 @@ def test_credential_events_are_kept_as_long_as_a_backup_may_need_them(data_tenan
     prune_events()
     kept = set(CredentialEvent.objects.filter(tenant=tenant).values_list("subject", flat=True))
     assert "new" in kept and "old" not in kept
+
+
+def test_a_passkey_removed_after_the_backup_stays_removed(data_tenant, sites):
+    """C4/S12: a passkey its owner removed (lost phone) after the backup point does not
+    come back with a restore onto live."""
+    import hashlib
+
+    from django_otp_webauthn.models import WebAuthnCredential
+
+    tenant = data_tenant.tenant
+    users = people(tenant)
+    with tenant_context(tenant):
+        lost, kept = (
+            WebAuthnCredential.objects.create(
+                user=users["quin"],
+                name=name,
+                credential_id=name.encode(),
+                credential_id_sha256=hashlib.sha256(name.encode()).hexdigest(),
+                public_key=b"not used here",
+                confirmed=True,
+            )
+            for name in ("lost-phone", "laptop")
+        )
+    forget_tenant_database(tenant)
+    backup = service.run_backup(service.tenant_target(tenant), sites=sites)
+    quin = signed_in(tenant, "quin")
+    verified_by(quin, tenant, kept)  # the ceremony itself is a browser test's
+    assert quin.post(f"/accounts/passkeys/{lost.pk}/remove/")["Location"] == "/accounts/passkeys/"
+    assert "lost-phone" not in quin.get("/accounts/passkeys/").content.decode()
+
+    run = restore.request_restore(backup, Restore.LIVE, "operator (test)")
+    restore.perform(run, sites=sites)
+    with tenant_context(tenant):
+        assert list(WebAuthnCredential.objects.values_list("name", flat=True)) == ["laptop"]

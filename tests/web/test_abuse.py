@@ -148,6 +148,11 @@ def _attempts():
     def customer_link(client):
         return client.get("/portal/order/?t=made-up")
 
+    def passkey(client):
+        return client.post(
+            "/accounts/webauthn/authentication/complete/", "{}", content_type="application/json"
+        )
+
     return {
         "sign-in": sign_in,
         "2FA code": second_factor,
@@ -156,6 +161,7 @@ def _attempts():
         "invitation link": invitation_link,
         "API key": api_key,
         "customer link": customer_link,
+        "passkey": passkey,
     }
 
 
@@ -169,6 +175,7 @@ def _attempts():
         "invitation link",
         "API key",
         "customer link",
+        "passkey",
     ],
 )
 def test_every_secret_check_pays_the_shared_limiter(alpha, kind):

@@ -20,7 +20,7 @@ from oxygis.tenancy.credentials import note_revoked
 from oxygis.tenancy.models import CredentialEvent
 
 from .models import ApiKey, SecurityPolicy
-from .twofactor import has_two_factor
+from .twofactor import has_second_factor
 
 MAX_DAYS = 365
 NEEDS_TWO_FACTOR = (
@@ -67,7 +67,7 @@ def revoke_key(request, key: ApiKey) -> None:
 
 def held_back_by_policy(user) -> bool:
     """Must ``user`` enrol two-factor authentication before their keys work?"""
-    return SecurityPolicy.current().requires_two_factor(user) and not has_two_factor(user)
+    return SecurityPolicy.current().requires_two_factor(user) and not has_second_factor(user)
 
 
 def authenticate_token(token: str) -> ApiKey | None:

@@ -37,6 +37,8 @@ from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import parse_dn
 
 from oxygis.audit.events import record
+from oxygis.tenancy.credentials import note_revoked
+from oxygis.tenancy.models import CredentialEvent
 from oxygis.tenancy.sealing import SealError, seal, unseal
 
 from .models import DirectoryConfig
@@ -308,6 +310,7 @@ def deactivate(person: Person, *, reason: str) -> None:
     user = _find_local(person)
     if user is None or not user.is_active or user.source != user.DIRECTORY:
         return
+    note_revoked(CredentialEvent.USER_DEACTIVATED, user.pk)  # a restore keeps it disabled
     with transaction.atomic(using=user._state.db):
         user.is_active = False
         user.save(update_fields=["is_active"])
@@ -333,12 +336,18 @@ def provision(person: Person):
             "roles": sorted(user.groups.values_list("name", flat=True)),
         }
     )
+    if user.pk and not user.is_active:
+        note_revoked(CredentialEvent.USER_REACTIVATED, user.pk)
     user.source, user.external_id = User.DIRECTORY, person.dn
     user.email, user.first_name, user.last_name = person.email, person.first_name, person.last_name
     user.is_active = True
-    if user.has_usable_password() and not user.break_glass:
+    if user.pk and user.has_usable_password() and not user.break_glass:
         # Once: a new unusable password each time would end the person's other
-        # sessions (the session hash covers the password field).
+        # sessions (the session hash covers the password field). Noted, so that a
+        # restore does not bring the local password back (C4).
+        note_revoked(CredentialEvent.PASSWORD_CHANGED, user.pk)
+        user.set_unusable_password()
+    elif not user.pk:
         user.set_unusable_password()  # the directory holds the password, not us
     roles = list(Group.objects.filter(name__in=person.roles))
     try:

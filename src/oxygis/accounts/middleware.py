@@ -13,7 +13,7 @@ from django.urls import Resolver404, resolve
 
 from .models import UserSession
 from .oidc import IDP_VERIFIED
-from .twofactor import has_two_factor, two_factor_required
+from .twofactor import has_second_factor, two_factor_required
 
 LOGIN_AT, SEEN_AT = "oxygis_login_at", "oxygis_seen_at"
 SEEN_RESOLUTION = 60  # seconds: how precisely "last seen" is kept
@@ -57,8 +57,12 @@ def time_to_datetime(seconds: int):
     return datetime.fromtimestamp(seconds, UTC)
 
 
-VERIFY_ROUTES = frozenset({"twofactor-verify", "logout"})
-ENROL_ROUTES = frozenset({"twofactor-setup", "twofactor-qr", "logout"})
+PASSKEY_SIGN_IN = {"credential-authentication-begin", "credential-authentication-complete"}
+PASSKEY_ENROL = {"passkeys", "credential-registration-begin", "credential-registration-complete"}
+VERIFY_ROUTES = frozenset({"twofactor-verify", "logout", "js-i18n-catalog", *PASSKEY_SIGN_IN})
+ENROL_ROUTES = frozenset(
+    {"twofactor-setup", "twofactor-qr", "logout", "js-i18n-catalog", *PASSKEY_ENROL}
+)
 
 
 class TwoFactorGateMiddleware:
@@ -80,7 +84,7 @@ class TwoFactorGateMiddleware:
             except Resolver404:
                 name = None
             target = None
-            if has_two_factor(user):
+            if has_second_factor(user):
                 target = None if name in VERIFY_ROUTES else "/accounts/2fa/verify/"
             elif two_factor_required(request, user):
                 # On the console: no page at all before 2FA is enrolled (staff, C14).

@@ -44,6 +44,8 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from oxygis.audit.events import record
+from oxygis.tenancy.credentials import note_revoked
+from oxygis.tenancy.models import CredentialEvent
 from oxygis.tenancy.sealing import SealError, seal, unseal
 
 from .models import OpenIDConfig
@@ -417,9 +419,13 @@ def provision(config: OpenIDConfig, outcome: Outcome):
         user.email = outcome.email
     user.first_name = str(outcome.claims.get("given_name") or user.first_name)[:150]
     user.last_name = str(outcome.claims.get("family_name") or user.last_name)[:150]
-    if user.has_usable_password() and not user.break_glass:
+    if user.pk and user.has_usable_password() and not user.break_glass:
         # Once: a new unusable password each time would end the person's other
-        # sessions (the session hash covers the password field).
+        # sessions (the session hash covers the password field). Noted, so that a
+        # restore does not bring the local password back (C4).
+        note_revoked(CredentialEvent.PASSWORD_CHANGED, user.pk)
+        user.set_unusable_password()
+    elif not user.pk:
         user.set_unusable_password()  # the provider holds the password, not us
     roles = list(Group.objects.filter(name__in=outcome.roles))
     try:

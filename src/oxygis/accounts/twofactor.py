@@ -20,7 +20,15 @@ _RECOVERY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no look-alikes
 
 
 def has_two_factor(user) -> bool:
+    """An authenticator app (TOTP) is enrolled."""
     return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+
+
+def has_second_factor(user) -> bool:
+    """An authenticator app or a passkey: what the 2FA policy asks for (S12)."""
+    from .passkeys import has_passkey
+
+    return has_two_factor(user) or has_passkey(user)
 
 
 PENDING_DEVICE = "oxygis_pending_totp"

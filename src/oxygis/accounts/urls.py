@@ -1,7 +1,9 @@
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
 from django.urls import path
+from django.views.i18n import JavaScriptCatalog
 
-from . import views
+from . import passkey_views, views
 
 urlpatterns = [
     path("login/", views.SignInView.as_view(), name="login"),
@@ -14,6 +16,8 @@ urlpatterns = [
     path("2fa/recovery-codes/", views.recovery_codes_renew, name="recovery-codes-renew"),
     path("2fa/remove/", views.twofactor_remove, name="twofactor-remove"),
     path("reauth/", views.reauth, name="reauth"),
+    path("passkeys/", passkey_views.passkey_list, name="passkeys"),
+    path("passkeys/<id:passkey_id>/remove/", passkey_views.passkey_remove, name="passkey-remove"),
     path("security/", views.security, name="security"),
     path("password/", views.password_change, name="password-change"),
     path("email/", views.email_change, name="email-change"),
@@ -81,3 +85,35 @@ settings_urlpatterns = [
     path("sign-in/break-glass/", views.break_glass, name="break-glass"),
     path("audit/", views.audit_log, name="audit"),
 ]
+
+# django-otp-webauthn's JSON endpoints, under its namespace (its scripts reverse them).
+passkey_patterns = (
+    [
+        path(
+            "registration/begin/",
+            passkey_views.RegistrationBegin.as_view(),
+            name="credential-registration-begin",
+        ),
+        path(
+            "registration/complete/",
+            passkey_views.RegistrationComplete.as_view(),
+            name="credential-registration-complete",
+        ),
+        path(
+            "authentication/begin/",
+            passkey_views.AuthenticationBegin.as_view(),
+            name="credential-authentication-begin",
+        ),
+        path(
+            "authentication/complete/",
+            passkey_views.AuthenticationComplete.as_view(),
+            name="credential-authentication-complete",
+        ),
+        path(
+            "jsi18n/",
+            login_not_required(JavaScriptCatalog.as_view(packages=["django_otp_webauthn"])),
+            name="js-i18n-catalog",
+        ),
+    ],
+    "otp_webauthn",
+)

@@ -33,7 +33,7 @@ from oxygis.core.limiter import guards_secrets, secret_was_right
 from oxygis.tenancy.credentials import note_revoked
 from oxygis.tenancy.models import CredentialEvent
 
-from . import actions, oidc, twofactor
+from . import actions, oidc, passkeys, twofactor
 from .apikeys import create_key, revoke_key
 from .forms import (
     ApiKeyForm,
@@ -95,11 +95,13 @@ class SignOutView(auth_views.LogoutView):
         id_token = request.session.get(oidc.ID_TOKEN)
         response = super().post(request, *args, **kwargs)
         config = OpenIDConfig.active() if id_token else None
-        if config is not None:
-            url = oidc.logout_url(request, config, id_token)
-            if url:
-                return redirect(url)
-        return response
+        url = oidc.logout_url(request, config, id_token) if config is not None else None
+        if url is None:
+            return response
+        # A page of ours that moves on to the provider: a redirect answering the sign-out
+        # form would be blocked by our CSP's form-action 'self' (a guard worth keeping).
+        context = {"url": url, "label": config.label}
+        return _no_store(render(request, "accounts/oidc_signed_out.html", context))
 
 
 # --- OpenID Connect (S7) ---------------------------------------------------------------------
@@ -193,7 +195,12 @@ def twofactor_verify(request):
             mark_authenticated(request)
             return redirect(_next_url(request))
         form.add_error("code", "This code is not valid. Try the next one from your app.")
-    return render(request, "accounts/twofactor_verify.html", {"form": form})
+    context = {
+        "form": form,
+        "has_totp": twofactor.has_two_factor(request.user),
+        "has_passkey": passkeys.has_passkey(request.user),
+    }
+    return render(request, "accounts/twofactor_verify.html", context)
 
 
 @never_cache
@@ -294,6 +301,7 @@ def security(request):
     context = {
         "sessions": sessions,
         "has_two_factor": twofactor.has_two_factor(request.user),
+        "passkey_count": passkeys.passkeys_of(request.user).count(),
         "recovery_left": recovery_left,
         "two_factor_required": twofactor.two_factor_required(request, request.user),
     }

@@ -24,6 +24,8 @@ ACTIONS = {
     "twofactor.recovery_code_used": "Recovery code used",
     "twofactor.recovery_codes_renewed": "Recovery codes renewed",
     "twofactor.failure": "Wrong two-factor code",
+    "passkey.added": "Passkey added",
+    "passkey.removed": "Passkey removed",
     "password.changed": "Password changed",
     "password.reset_requested": "Password reset requested",
     "password.reset": "Password reset by link",

@@ -7,7 +7,7 @@ active then and passwords as they were then. None of that may come back to life:
 * every session ends (the copy's and the live restore's alike);
 * what was revoked since the backup point, as recorded in the catalog
   (tenancy.models.CredentialEvent: keys revoked, users deactivated, passwords changed,
-  2FA removed, links revoked), is revoked again; a changed password cannot be known, so
+  2FA and passkeys removed, links revoked), is revoked again; a changed password cannot be known, so
   the account gets a random one nobody knows and its owner resets it by e-mail;
 * a side-by-side copy is a new workspace: it starts with no valid API key and no valid
   customer link at all, and its own signing salt (a new tenant row), so no reset,
@@ -32,6 +32,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp_webauthn.models import WebAuthnCredential
 
 from oxygis.accounts.models import ApiKey, UserSession
 from oxygis.portal.models import OrderLink
@@ -103,6 +104,11 @@ def distrust(entry: dict, source: Tenant, since: datetime, *, fresh_copy: bool) 
             TOTPDevice.objects.filter(user_id__in=no_2fa).delete()[0]
             + StaticDevice.objects.filter(user_id__in=no_2fa).delete()[0]
         )
+        counts["passkeys_removed"] = WebAuthnCredential.objects.filter(
+            credential_id_sha256__in=[
+                e.subject for e in events if e.kind == CredentialEvent.PASSKEY_REMOVED
+            ]
+        ).delete()[0]
     log.info("restored database of %s made to forget: %s", source.slug, counts)
     return counts
 

@@ -153,10 +153,10 @@ class CredentialEvent(models.Model):
     """A credential that stopped being valid, kept outside the tenant's database.
 
     A restore brings back a database as it was at the backup point; these rows say what
-    was revoked since (API keys, deactivated users, changed passwords, removed 2FA,
-    customer links), so that the restored database is made to forget it again before it
-    is served (backups/credentials.py). Rows older than the oldest backup kept serve
-    nothing and are pruned.
+    was revoked since (API keys, deactivated users, changed passwords, removed 2FA and
+    passkeys, customer links), so that the restored database is made to forget it again
+    before it is served (backups/credentials.py). Rows older than the oldest backup kept
+    serve nothing and are pruned.
     """
 
     APIKEY_REVOKED = "apikey.revoked"  # subject: the key's prefix
@@ -165,6 +165,7 @@ class CredentialEvent(models.Model):
     PASSWORD_CHANGED = "password.changed"  # noqa: S105 # nosec B105 # an event name
     TWOFACTOR_REMOVED = "twofactor.removed"
     LINK_REVOKED = "link.revoked"  # subject: the customer link's token digest
+    PASSKEY_REMOVED = "passkey.removed"  # subject: the credential id's SHA-256
     KINDS = [
         (APIKEY_REVOKED, "API key revoked"),
         (USER_DEACTIVATED, "User deactivated"),
@@ -172,6 +173,7 @@ class CredentialEvent(models.Model):
         (PASSWORD_CHANGED, "Password changed"),
         (TWOFACTOR_REMOVED, "Two-factor authentication removed"),
         (LINK_REVOKED, "Customer link revoked"),
+        (PASSKEY_REMOVED, "Passkey removed"),
     ]
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")

@@ -17,7 +17,17 @@ CATALOG_HOME, LOCAL_HOME, TENANT_HOME = "catalog", "local", "tenant"
 
 CATALOG_APPS = frozenset({"core", "tenancy", "backups", "platform", "security"})
 LOCAL_APPS = frozenset(
-    {"auth", "contenttypes", "sessions", "accounts", "audit", "axes", "otp_totp", "otp_static"}
+    {
+        "auth",
+        "contenttypes",
+        "sessions",
+        "accounts",
+        "audit",
+        "axes",
+        "otp_totp",
+        "otp_static",
+        "django_otp_webauthn",
+    }
 )
 
 
