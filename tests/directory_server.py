@@ -11,12 +11,11 @@ The service account Oxygis binds as: cn=oxygis,ou=services (``SERVICE_PASSWORD``
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
 
-from tests.served import free_port
+from tests.served import free_port, wait_listening
 
 BASE = "dc=acme,dc=test"
 ADMIN_DN, ADMIN_PASSWORD = f"cn=admin,{BASE}", "Root-of-the-test-directory"
@@ -131,18 +130,11 @@ class DirectoryServer:
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                self.log.seek(0)
-                raise AssertionError(f"slapd exited early:\n{self.log.read()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise AssertionError("slapd did not listen within 20 s")
+        wait_listening(self.process, self.port, "slapd", self.output, seconds=20)
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read()
 
     @property
     def url(self) -> str:

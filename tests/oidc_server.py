@@ -14,9 +14,7 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
-import time
 from html import unescape
 from pathlib import Path
 from urllib.parse import urljoin
@@ -24,7 +22,7 @@ from urllib.parse import urljoin
 import requests
 from joserfc.jwk import RSAKey
 
-from tests.served import free_port
+from tests.served import free_port, wait_listening
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULES = ROOT / ".tools" / "oidc-provider" / "node_modules"
@@ -101,17 +99,7 @@ class OpenIDServer:
                 "OIDC_PROVIDER_MODULES": str(MODULES),
             },
         )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"oidc-provider exited early:\n{self.output()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise AssertionError(f"oidc-provider did not listen within 30 s:\n{self.output()}")
+        wait_listening(self.process, self.port, "oidc-provider", self.output, seconds=30)
 
     def output(self) -> str:
         self.log.seek(0)

@@ -23,6 +23,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_listening(process, port: int, name: str, output, seconds: float = 60) -> None:
+    """Until ``process`` accepts connections on 127.0.0.1:``port``; AssertionError with
+    its ``output()`` when it exits or does not listen in time (then it is killed)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"{name} exited early:\n{output()}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise AssertionError(f"{name} did not listen within {seconds:.0f} s:\n{output()}")
+
+
 class Served:
     def __init__(self, var_dir, port, workers: int = 2, *, worker: bool = False, env=None):
         self.var_dir, self.port = var_dir, port
@@ -45,17 +61,7 @@ class Served:
             stderr=subprocess.STDOUT,
             env={**os.environ, "OXYGIS_VAR_DIR": str(var_dir), **(env or {})},
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"serve exited early:\n{self.output()}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.2)
-        self.process.kill()
-        raise AssertionError(f"serve did not listen within 60 s:\n{self.output()}")
+        wait_listening(self.process, port, "serve", self.output)
 
     def output(self) -> str:
         self.log.flush()

@@ -30,7 +30,6 @@ from urllib.parse import urlsplit
 import ldap3
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
 from ldap3.core.exceptions import LDAPException
 from ldap3.utils.conv import escape_filter_chars
@@ -39,8 +38,9 @@ from ldap3.utils.dn import parse_dn
 from oxygis.audit.events import record
 from oxygis.tenancy.credentials import note_revoked
 from oxygis.tenancy.models import CredentialEvent
-from oxygis.tenancy.sealing import SealError, seal, unseal
+from oxygis.tenancy.sealing import seal
 
+from .external import open_secret, save_person, snapshot
 from .models import DirectoryConfig
 from .roles import parse_role_mapping as parse_mapping
 
@@ -82,15 +82,7 @@ def check_url(url: str) -> tuple[str, int, bool]:
 
 
 def bind_password(config: DirectoryConfig) -> str:
-    if not config.bind_password_sealed:
-        raise DirectoryError("no password is set for the service account")
-    try:
-        return unseal(config.bind_password_sealed)
-    except SealError:
-        raise DirectoryError(
-            "the service account's password cannot be opened here (the service's secret "
-            "key changed): enter it again"
-        ) from None
+    return open_secret(config.bind_password_sealed, "service account's password", DirectoryError)
 
 
 def set_bind_password(config: DirectoryConfig, password: str) -> None:
@@ -320,66 +312,21 @@ def deactivate(person: Person, *, reason: str) -> None:
 
 def provision(person: Person):
     """Create or update the local user from the directory entry (just in time): names,
-    e-mail, active, exactly the mapped roles, no local password (unless the user is a
-    break-glass administrator)."""
+    e-mail, active, exactly the mapped roles, no local password. None when the e-mail
+    address is another account's (two people are never merged)."""
     User = get_user_model()
-    user = _find_local(person)
-    created = user is None
-    if created:
-        user = User(username=person.username)
-    before = (
-        {}
-        if created
-        else {
-            "email": user.email,
-            "active": user.is_active,
-            "roles": sorted(user.groups.values_list("name", flat=True)),
-        }
-    )
+    user = _find_local(person) or User(username=person.username)
+    before = snapshot(user)
     if user.pk and not user.is_active:
         note_revoked(CredentialEvent.USER_REACTIVATED, user.pk)
     user.source, user.external_id = User.DIRECTORY, person.dn
     user.email, user.first_name, user.last_name = person.email, person.first_name, person.last_name
     user.is_active = True
-    if user.pk and user.has_usable_password() and not user.break_glass:
-        # Once: a new unusable password each time would end the person's other
-        # sessions (the session hash covers the password field). Noted, so that a
-        # restore does not bring the local password back (C4).
-        note_revoked(CredentialEvent.PASSWORD_CHANGED, user.pk)
-        user.set_unusable_password()
-    elif not user.pk:
-        user.set_unusable_password()  # the directory holds the password, not us
-    roles = list(Group.objects.filter(name__in=person.roles))
     try:
-        with transaction.atomic(using=User.objects.db):
-            user.save()
-            user.groups.set(roles)
-            after = {
-                "email": user.email,
-                "active": True,
-                "roles": sorted(r.name for r in roles),
-            }
-            if created:
-                record(
-                    "directory.user_created",
-                    actor=None,
-                    target=user.username,
-                    dn=person.dn,
-                    **after,
-                )
-            elif after != before:
-                record(
-                    "directory.user_updated",
-                    actor=None,
-                    target=user.username,
-                    before=before,
-                    after=after,
-                )
+        return save_person(user, kind="directory", roles=person.roles, before=before, dn=person.dn)
     except IntegrityError:
-        # The e-mail address is another account's: refuse rather than merge two people.
         log.warning("directory sign-in refused: %s's e-mail belongs to another user", person.dn)
         return None
-    return user
 
 
 # --- the settings page's "try it" -------------------------------------------------------

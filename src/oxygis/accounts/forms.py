@@ -228,6 +228,14 @@ def _check_filter(value: str, placeholder: str | None = None) -> None:
         raise forms.ValidationError("This is not an LDAP filter, e.g. (uid={username}).") from None
 
 
+def _write_only(form, field: str, sealed: str) -> str:
+    """A secret shown never again: empty keeps the sealed one, if there is one."""
+    value = form.cleaned_data[field]
+    if not value and not sealed:
+        raise forms.ValidationError("Required: none is stored yet.")
+    return value
+
+
 def _clean_role_mapping(text: str, parse) -> str:
     """A 'something = role' mapping whose roles all exist."""
     try:
@@ -335,10 +343,7 @@ class DirectoryForm(forms.ModelForm):
         return value
 
     def clean_bind_password(self):
-        password = self.cleaned_data["bind_password"]
-        if not password and not self.instance.bind_password_sealed:
-            raise forms.ValidationError("The service account needs a password.")
-        return password
+        return _write_only(self, "bind_password", self.instance.bind_password_sealed)
 
     def clean_role_mapping(self):
         from .directory import parse_role_mapping
@@ -401,10 +406,7 @@ class OpenIDForm(forms.ModelForm):
         return " ".join(scopes)
 
     def clean_client_secret(self):
-        secret = self.cleaned_data["client_secret"]
-        if not secret and not self.instance.client_secret_sealed:
-            raise forms.ValidationError("The client needs its secret.")
-        return secret
+        return _write_only(self, "client_secret", self.instance.client_secret_sealed)
 
     def clean_role_mapping(self):
         from .roles import parse_role_mapping

@@ -153,14 +153,32 @@ class ApiKey(models.Model):
         return f"{self.name} ({self.prefix}…)"
 
 
-class DirectoryConfig(models.Model):
+class SignInMethod(models.Model):
+    """A way in besides local passwords (S7): settings kept in the tenant's database,
+    one row; switched on by the tenant's administrator once it answers."""
+
+    enabled = models.BooleanField(default=False, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def current(cls):
+        return cls.objects.filter(pk=1).first()
+
+    @classmethod
+    def active(cls):
+        return cls.objects.filter(pk=1, enabled=True).first()
+
+
+class DirectoryConfig(SignInMethod):
     """S7: the tenant's LDAP / Active Directory, one row per database.
 
     Only TLS: ``ldaps://``, or ``ldap://`` always upgraded with StartTLS; a plain
     connection is never made, so the bind password and the users' passwords never cross
     the network in clear. The service password is sealed (``tenancy.sealing``)."""
 
-    enabled = models.BooleanField(default=False, editable=False)
     url = models.CharField(
         "server URL",
         max_length=300,
@@ -210,21 +228,12 @@ class DirectoryConfig(models.Model):
         help_text="One line per group: the group's DN = the role's name. People in no "
         "listed group cannot sign in.",
     )
-    updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
         return f"{self.url} ({'on' if self.enabled else 'off'})"
 
-    @classmethod
-    def current(cls) -> "DirectoryConfig | None":
-        return cls.objects.filter(pk=1).first()
 
-    @classmethod
-    def active(cls) -> "DirectoryConfig | None":
-        return cls.objects.filter(pk=1, enabled=True).first()
-
-
-class OpenIDConfig(models.Model):
+class OpenIDConfig(SignInMethod):
     """S7: the tenant's OpenID Connect identity provider, one row per database.
 
     Authorization code flow with PKCE (S256), state and nonce; the ID token's signature
@@ -240,7 +249,6 @@ class OpenIDConfig(models.Model):
         ),
     ]
 
-    enabled = models.BooleanField(default=False, editable=False)
     label = models.CharField(
         "button label",
         max_length=60,
@@ -287,15 +295,6 @@ class OpenIDConfig(models.Model):
         help_text="While on, local passwords open nothing, except those of break-glass "
         "administrators.",
     )
-    updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
         return f"{self.issuer} ({'on' if self.enabled else 'off'})"
-
-    @classmethod
-    def current(cls) -> "OpenIDConfig | None":
-        return cls.objects.filter(pk=1).first()
-
-    @classmethod
-    def active(cls) -> "OpenIDConfig | None":
-        return cls.objects.filter(pk=1, enabled=True).first()

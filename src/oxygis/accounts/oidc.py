@@ -36,18 +36,15 @@ import requests
 from authlib.integrations.requests_client import OAuth2Session
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.utils.crypto import constant_time_compare
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from oxygis.audit.events import record
-from oxygis.tenancy.credentials import note_revoked
-from oxygis.tenancy.models import CredentialEvent
-from oxygis.tenancy.sealing import SealError, seal, unseal
+from oxygis.tenancy.sealing import seal
 
+from .external import open_secret, save_person, snapshot
 from .models import OpenIDConfig
 from .roles import parse_role_mapping
 
@@ -100,15 +97,7 @@ def _resolves_to(host: str, test) -> bool:
 
 
 def client_secret(config: OpenIDConfig) -> str:
-    if not config.client_secret_sealed:
-        raise OpenIDError("no client secret is set")
-    try:
-        return unseal(config.client_secret_sealed)
-    except SealError:
-        raise OpenIDError(
-            "the client secret cannot be opened here (the service's secret key changed): "
-            "enter it again"
-        ) from None
+    return open_secret(config.client_secret_sealed, "client secret", OpenIDError)
 
 
 def set_client_secret(config: OpenIDConfig, secret: str) -> None:
@@ -398,8 +387,7 @@ def provision(config: OpenIDConfig, outcome: Outcome):
         # A local account with this verified e-mail becomes this person's, once.
         user = users.filter(email__iexact=outcome.email, source=User.LOCAL).first()
         linked = user is not None
-    created = user is None
-    if created:
+    if user is None:
         if not outcome.username:
             raise SignInRefused("Your identity provider gave no username.")
         if users.filter(username__iexact=outcome.username).exists():
@@ -409,51 +397,20 @@ def provision(config: OpenIDConfig, outcome: Outcome):
         user = User(username=outcome.username)
     elif not user.is_active:
         raise SignInRefused("Your account here is disabled.")
-    before = (
-        None
-        if created
-        else {"email": user.email, "roles": sorted(user.groups.values_list("name", flat=True))}
-    )
+    before = snapshot(user)
     user.source, user.external_id = User.OPENID, external_id
     if outcome.email:
         user.email = outcome.email
     user.first_name = str(outcome.claims.get("given_name") or user.first_name)[:150]
     user.last_name = str(outcome.claims.get("family_name") or user.last_name)[:150]
-    if user.pk and user.has_usable_password() and not user.break_glass:
-        # Once: a new unusable password each time would end the person's other
-        # sessions (the session hash covers the password field). Noted, so that a
-        # restore does not bring the local password back (C4).
-        note_revoked(CredentialEvent.PASSWORD_CHANGED, user.pk)
-        user.set_unusable_password()
-    elif not user.pk:
-        user.set_unusable_password()  # the provider holds the password, not us
-    roles = list(Group.objects.filter(name__in=outcome.roles))
     try:
-        with transaction.atomic(using=User.objects.db):
-            user.save()
-            user.groups.set(roles)
-            after = {"email": user.email, "roles": sorted(r.name for r in roles)}
-            if created or linked:
-                record(
-                    "oidc.user_created" if created else "oidc.user_linked",
-                    actor=None,
-                    target=user.username,
-                    sub=external_id,
-                    **after,
-                )
-            elif after != before:
-                record(
-                    "oidc.user_updated",
-                    actor=None,
-                    target=user.username,
-                    before=before,
-                    after=after,
-                )
+        return save_person(
+            user, kind="oidc", roles=outcome.roles, before=before, linked=linked, sub=external_id
+        )
     except IntegrityError:
         raise SignInRefused(
             "Your e-mail address belongs to another account here. Ask your administrator."
         ) from None
-    return user
 
 
 def logout_url(request, config: OpenIDConfig, id_token: str) -> str | None:
