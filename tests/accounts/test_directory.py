@@ -141,6 +141,27 @@ def test_the_directory_disabling_a_person_disables_them_here(directory_tenant, r
     assert local_user(directory_tenant.tenant, "carol") is None
 
 
+def test_an_administrators_deactivation_here_holds(directory_tenant):
+    """S7: a person the tenant's administrator deactivated here stays out, though the
+    directory still says they are active (an employee blocked in this application
+    only); reactivated here, they sign in again."""
+    personas = directory_tenant
+    sign_in(personas, "alice", d.password_of("alice"))
+    owner = personas.client()
+    with tenant_context(personas.tenant):
+        get_user_model().objects.filter(username=personas.owner_username).update(break_glass=True)
+    owner.sign_in(personas.owner_username, personas.owner_password)
+    alice_id = local_user(personas.tenant, "alice").pk
+    owner.post(f"/settings/users/{alice_id}/", {"is_active": "", "roles": []})
+    assert not local_user(personas.tenant, "alice").is_active
+    _, response = sign_in(personas, "alice", d.password_of("alice"))
+    assert FAILED in response.content.decode()
+    assert not local_user(personas.tenant, "alice").is_active
+    owner.post(f"/settings/users/{alice_id}/", {"is_active": "on"})
+    _, response = sign_in(personas, "alice", d.password_of("alice"))
+    assert response.status_code == 302
+
+
 def test_roles_follow_the_groups_at_each_sign_in(directory_tenant, restore_people):
     """S7: the directory is the source of the roles: moved to another group, a person has
     that group's role at their next sign-in, and the change is audited."""

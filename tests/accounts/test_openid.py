@@ -478,3 +478,17 @@ def test_production_refuses_a_provider_on_a_private_address():
     ):
         with pytest.raises(ValueError):
             oidc.check_issuer(url)
+
+
+def test_a_person_deactivated_here_stays_out(openid_world):
+    """S7: the provider vouching for a person does not undo a deactivation here."""
+    first = openid_world.first
+    oidc_sign_in(openid_world, first, "olivia")
+    with tenant_context(first.tenant):
+        get_user_model().objects.filter(username="olivia").update(is_active=False)
+    try:
+        client, response, _ = oidc_sign_in(openid_world, first, "olivia")
+        assert "disabled" in refusal(client, response)
+    finally:
+        with tenant_context(first.tenant):
+            get_user_model().objects.filter(username="olivia").update(is_active=True)

@@ -148,6 +148,9 @@ def _attempts():
     def customer_link(client):
         return client.get("/portal/order/?t=made-up")
 
+    def openid_callback(client):
+        return client.get("/accounts/oidc/callback/?code=guessed&state=guessed")
+
     def passkey(client):
         return client.post(
             "/accounts/webauthn/authentication/complete/", "{}", content_type="application/json"
@@ -162,6 +165,7 @@ def _attempts():
         "API key": api_key,
         "customer link": customer_link,
         "passkey": passkey,
+        "OpenID callback": openid_callback,
     }
 
 
@@ -176,6 +180,7 @@ def _attempts():
         "API key",
         "customer link",
         "passkey",
+        "OpenID callback",
     ],
 )
 def test_every_secret_check_pays_the_shared_limiter(alpha, kind):

@@ -185,7 +185,8 @@ def set_active(request, user, active: bool) -> None:
         CredentialEvent.USER_REACTIVATED if active else CredentialEvent.USER_DEACTIVATED, user.pk
     )
     user.is_active = active
-    user.save(update_fields=["is_active"])
+    user.disabled_by_directory = False  # an administrator's decision, from now on
+    user.save(update_fields=["is_active", "disabled_by_directory"])
     if not active:
         end_other_sessions(user)
     record(

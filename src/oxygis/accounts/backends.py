@@ -83,7 +83,7 @@ class DirectoryBackend(ModelBackend):
 
         try:
             user = directory.authenticate(config, username, password)
-        except directory.DirectoryError as exc:
+        except (directory.DirectoryError, ValueError) as exc:  # ValueError: a DN it sent
             # The person is told the directory did not answer; the reason goes to the log
             # (it may name hosts and accounts), and break-glass administrators can still
             # sign in with their local password.

@@ -304,24 +304,27 @@ def deactivate(person: Person, *, reason: str) -> None:
         return
     note_revoked(CredentialEvent.USER_DEACTIVATED, user.pk)  # a restore keeps it disabled
     with transaction.atomic(using=user._state.db):
-        user.is_active = False
-        user.save(update_fields=["is_active"])
+        user.is_active, user.disabled_by_directory = False, True
+        user.save(update_fields=["is_active", "disabled_by_directory"])
         end_other_sessions(user)
         record("directory.user_deactivated", actor=None, target=user.get_username(), reason=reason)
 
 
 def provision(person: Person):
     """Create or update the local user from the directory entry (just in time): names,
-    e-mail, active, exactly the mapped roles, no local password. None when the e-mail
+    e-mail, active again if the directory had disabled them, exactly the mapped roles, no
+    local password. None when an administrator disabled the user here, or when the e-mail
     address is another account's (two people are never merged)."""
     User = get_user_model()
     user = _find_local(person) or User(username=person.username)
-    before = snapshot(user)
     if user.pk and not user.is_active:
+        if not user.disabled_by_directory:
+            return None  # an administrator disabled them here: that holds
         note_revoked(CredentialEvent.USER_REACTIVATED, user.pk)
+    before = snapshot(user)
     user.source, user.external_id = User.DIRECTORY, person.dn
     user.email, user.first_name, user.last_name = person.email, person.first_name, person.last_name
-    user.is_active = True
+    user.is_active, user.disabled_by_directory = True, False
     try:
         return save_person(user, kind="directory", roles=person.roles, before=before, dn=person.dn)
     except IntegrityError:

@@ -39,6 +39,9 @@ class User(AbstractUser):
     # An administrator who keeps their local password while the directory is on, to get
     # in when the directory is down (opted in by themselves, audited).
     break_glass = models.BooleanField(default=False, editable=False)
+    # Disabled because the directory disabled them: the directory may enable them again.
+    # A deactivation here (by an administrator) is never undone by a sign-in.
+    disabled_by_directory = models.BooleanField(default=False, editable=False)
 
     class Meta:
         db_table = "accounts_user"

@@ -137,7 +137,7 @@ def oidc_start(request):
 
 @login_not_required
 @never_cache
-@guards_secrets
+@guards_secrets(methods=("GET",))
 def oidc_callback(request):
     pending = request.session.get(oidc.PENDING) or {}
     config = OpenIDConfig.current() if pending.get("trial") else OpenIDConfig.active()

@@ -128,23 +128,28 @@ def client_address(request) -> str:
     return request.META.get("REMOTE_ADDR") or "unknown"
 
 
-def guards_secrets(view):
-    """For a view whose POST checks a secret: the client address pays one token of
-    SECRET_CHECKS before the view runs (so before any hashing), and an address that ran
-    dry gets 429. A check that succeeds calls ``secret_was_right`` to give it back."""
+def guards_secrets(view=None, *, methods=("POST",)):
+    """For a view whose ``methods`` (POST by default) check a secret: the client address
+    pays one token of SECRET_CHECKS before the view runs (so before any hashing), and an
+    address that ran dry gets 429. A check that succeeds calls ``secret_was_right`` to
+    give it back. ``@guards_secrets(methods=("GET",))`` for a secret in a link (an
+    OpenID callback's code)."""
 
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if request.method == "POST":
-            try:
-                # A read first: an address that ran dry is refused without a write.
-                check(SECRET_CHECKS, client_address(request))
-                take(SECRET_CHECKS, client_address(request))
-            except RateLimited as exc:
-                return limited_response(request, exc)
-        return view(request, *args, **kwargs)
+    def decorate(view):
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if request.method in methods:
+                try:
+                    # A read first: an address that ran dry is refused without a write.
+                    check(SECRET_CHECKS, client_address(request))
+                    take(SECRET_CHECKS, client_address(request))
+                except RateLimited as exc:
+                    return limited_response(request, exc)
+            return view(request, *args, **kwargs)
 
-    return wrapper
+        return wrapper
+
+    return decorate(view) if view is not None else decorate
 
 
 def secret_was_right(request) -> None:
