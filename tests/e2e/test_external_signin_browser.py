@@ -28,18 +28,9 @@ def demo(tmp_path):
         oxygis("tenant", "drop", "demo", "--yes")
 
 
-def settings_page(page, base):
-    page.goto(base + "/settings/sign-in/")
-    assert page.url == base + "/settings/sign-in/"
-
-
-def test_passkey_as_second_factor_and_passwordless(browser, demo):
-    """S12: the administrator adds a passkey (Chromium's virtual authenticator, as a phone
-    or a laptop's would), signs in with it alone, and with 2FA required, uses it as the
-    second factor after the password."""
-    base, password = demo
-    context = browser.new_context(ignore_https_errors=True)
-    page = context.new_page()
+def add_virtual_authenticator(context, page) -> None:
+    """Chromium's virtual authenticator: a platform passkey provider (as a phone's or a
+    laptop's) that verifies its user and answers at once."""
     cdp = context.new_cdp_session(page)
     cdp.send("WebAuthn.enable", {"enableUI": False})
     cdp.send(
@@ -55,6 +46,21 @@ def test_passkey_as_second_factor_and_passwordless(browser, demo):
             }
         },
     )
+
+
+def settings_page(page, base):
+    page.goto(base + "/settings/sign-in/")
+    assert page.url == base + "/settings/sign-in/"
+
+
+def test_passkey_as_second_factor_and_passwordless(browser, demo):
+    """S12: the administrator adds a passkey (Chromium's virtual authenticator, as a phone
+    or a laptop's would), signs in with it alone, and with 2FA required, uses it as the
+    second factor after the password."""
+    base, password = demo
+    context = browser.new_context(ignore_https_errors=True)
+    page = context.new_page()
+    add_virtual_authenticator(context, page)
     try:
         sign_in(page, base, "admin", password)
         page.click("a:has-text('Security')")
@@ -123,7 +129,22 @@ def test_directory_connected_from_the_settings_pages(browser, demo, directory_se
         sign_in(page, base, "alice", d.password_of("alice"))
         assert page.url == base + "/"
         assert "Alice Martin" in page.content()
+        # Her passkey is a second factor, not a way around the directory.
+        add_virtual_authenticator(context, page)
+        page.goto(base + "/accounts/passkeys/")
+        page.click("#passkey-register-button")
+        page.wait_for_function(
+            "() => /complete|registered|success/i.test("
+            "document.querySelector('#passkey-register-status-message').textContent)"
+        )
         page.click("button:has-text('Sign out')")
+        page.goto(base + "/accounts/login/")
+        page.click("#passkey-verification-button")
+        page.wait_for_function(
+            "() => /directory or identity provider first/.test("
+            "document.querySelector('#passkey-verification-status-message').textContent)"
+        )
+        assert page.url.startswith(base + "/accounts/login/")
         sign_in(page, base, "carol", d.password_of("carol"))
         assert "Please enter a correct username and password" in page.content()
         # The administrator's break-glass password still opens the workspace.

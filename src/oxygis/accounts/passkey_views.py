@@ -48,9 +48,25 @@ class AuthenticationBegin(webauthn.BeginCredentialAuthenticationView):
     pass
 
 
+class SignInElsewhereFirst(exceptions.OTPWebAuthnApiError):
+    status_code = 403
+    default_detail = (
+        "Sign in through your company directory or identity provider first: your passkey "
+        "is then your second factor."
+    )
+    default_code = "sign_in_elsewhere_first"
+
+
 @method_decorator(login_not_required, name="dispatch")
 @method_decorator(guards_secrets, name="dispatch")
 class AuthenticationComplete(webauthn.CompleteCredentialAuthenticationView):
+    def check_device_usable(self, device):
+        super().check_device_usable(device)
+        if device.user.source != device.user.LOCAL and not self.request.user.is_authenticated:
+            # The directory or provider decides, at each sign-in, whether this person may
+            # still come in (S7): a passkey alone would skip that question.
+            raise SignInElsewhereFirst()
+
     def complete_auth(self, device):
         super().complete_auth(device)
         secret_was_right(self.request)

@@ -11,7 +11,9 @@ What each guard stops: the ceremony's challenge is kept in the session and spent
 (replay); registration needs a recent authentication (sudo: a stolen session cannot
 add the thief's passkey for good) and, when the person already has a second factor, a
 verified session; the sign-in step pays the shared limiter like a password check; a
-disabled user's passkey opens nothing.
+disabled user's passkey opens nothing; a person of the tenant's directory or identity
+provider uses a passkey as their second factor only, never to sign in alone (the
+directory or provider must say, at each sign-in, that they may still come in).
 """
 
 from __future__ import annotations
