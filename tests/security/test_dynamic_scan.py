@@ -169,7 +169,17 @@ def test_wapiti_finds_nothing_above_informational(served, scanned_tenant, tmp_pa
     assert {"contact-new", "contact", "order", "line-add"} <= routes, routes
     assert any("list_contacts" in route for route in routes), routes
     assert len(accepted_posts) > 50, (len(posts), len(accepted_posts))
-    assert all(x.get("user") == made.admin_username for x in ours if x["route"] == "order")
+    # The orders were attacked as the administrator: nothing the scan sent signed it out
+    # or in as someone else (if not: the first such request and the ones before it).
+    strangers = [
+        i
+        for i, x in enumerate(ours)
+        if x["route"] == "order" and x.get("user") != made.admin_username
+    ]
+    assert not strangers, [
+        (x.get("user"), x["method"], x["path"], x["status"])
+        for x in ours[max(0, strangers[0] - 12) : strangers[0] + 2]
+    ]
     print(
         f"wapiti: {len(ours)} requests on {len(routes)} routes, {len(posts)} POSTs "
         f"({len(accepted_posts)} accepted)"

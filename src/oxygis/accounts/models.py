@@ -186,6 +186,7 @@ class DirectoryConfig(SignInMethod):
         "server URL",
         max_length=300,
         help_text="ldaps://host:636, or ldap://host:389 (always upgraded with StartTLS).",
+        validators=[validate_single_line],
     )
     ca_certificate = models.TextField(
         "CA certificate (PEM)",
@@ -193,15 +194,20 @@ class DirectoryConfig(SignInMethod):
         help_text="The authority that signed the directory's certificate, if it is not a "
         "public one.",
     )
-    bind_dn = models.CharField("service account DN", max_length=500)
+    bind_dn = models.CharField(
+        "service account DN", max_length=500, validators=[validate_single_line]
+    )
     bind_password_sealed = models.TextField(blank=True, editable=False)
-    user_base = models.CharField("user search base", max_length=500)
+    user_base = models.CharField(
+        "user search base", max_length=500, validators=[validate_single_line]
+    )
     user_filter = models.CharField(
         "user filter",
         max_length=500,
         default="(uid={username})",
         help_text="{username} is replaced by what the person typed (escaped). "
         "Active Directory: (sAMAccountName={username}).",
+        validators=[validate_single_line],
     )
     active_filter = models.CharField(
         "active accounts filter",
@@ -209,21 +215,32 @@ class DirectoryConfig(SignInMethod):
         blank=True,
         help_text="An account that does not match it is disabled here at its next sign-in. "
         "Active Directory: (!(userAccountControl:1.2.840.113556.1.4.803:=2)).",
+        validators=[validate_single_line],
     )
     username_attribute = models.CharField(
         max_length=100,
         default="uid",
         help_text="Becomes the username here. Active Directory: sAMAccountName.",
+        validators=[validate_single_line],
     )
-    email_attribute = models.CharField(max_length=100, default="mail")
-    first_name_attribute = models.CharField(max_length=100, default="givenName")
-    last_name_attribute = models.CharField(max_length=100, default="sn")
-    group_base = models.CharField("group search base", max_length=500, blank=True)
+    email_attribute = models.CharField(
+        max_length=100, default="mail", validators=[validate_single_line]
+    )
+    first_name_attribute = models.CharField(
+        max_length=100, default="givenName", validators=[validate_single_line]
+    )
+    last_name_attribute = models.CharField(
+        max_length=100, default="sn", validators=[validate_single_line]
+    )
+    group_base = models.CharField(
+        "group search base", max_length=500, blank=True, validators=[validate_single_line]
+    )
     group_filter = models.CharField(
         "group filter",
         max_length=500,
         default="(&(objectClass=groupOfNames)(member={user_dn}))",
         help_text="{user_dn} is replaced by the person's DN (escaped).",
+        validators=[validate_single_line],
     )
     role_mapping = models.TextField(
         "groups and roles",
@@ -260,13 +277,22 @@ class OpenIDConfig(SignInMethod):
         help_text='The sign-in page shows "Sign in with <label>".',
     )
     issuer = models.CharField(
-        "issuer URL", max_length=300, help_text="e.g. https://login.example.com/realms/acme"
+        "issuer URL",
+        max_length=300,
+        help_text="e.g. https://login.example.com/realms/acme",
+        validators=[validate_single_line],
     )
-    client_id = models.CharField("client ID", max_length=200)
+    client_id = models.CharField("client ID", max_length=200, validators=[validate_single_line])
     client_secret_sealed = models.TextField(blank=True, editable=False)
-    scopes = models.CharField(max_length=200, default="openid email profile")
-    username_claim = models.CharField(max_length=100, default="preferred_username")
-    roles_claim = models.CharField(max_length=100, default="groups")
+    scopes = models.CharField(
+        max_length=200, default="openid email profile", validators=[validate_single_line]
+    )
+    username_claim = models.CharField(
+        max_length=100, default="preferred_username", validators=[validate_single_line]
+    )
+    roles_claim = models.CharField(
+        max_length=100, default="groups", validators=[validate_single_line]
+    )
     role_mapping = models.TextField(
         "claim values and roles",
         blank=True,
@@ -285,12 +311,14 @@ class OpenIDConfig(SignInMethod):
         default="mfa otp hwk sc",
         blank=True,
         help_text="Any of these in the ID token's amr claim counts as a second factor.",
+        validators=[validate_single_line],
     )
     accepted_acr = models.CharField(
         "multi-factor acr values",
         max_length=300,
         blank=True,
         help_text="Any of these as the ID token's acr claim counts as a second factor.",
+        validators=[validate_single_line],
     )
     passwords_off = models.BooleanField(
         "local passwords stop",
