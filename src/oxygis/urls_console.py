@@ -2,6 +2,7 @@
 
 from django.urls import include, path
 
+from oxygis.accounts.urls import TENANT_ONLY_ROUTES
 from oxygis.accounts.urls import urlpatterns as accounts_urlpatterns
 from oxygis.platform import console_views as views
 from oxygis.web import views as web_views
@@ -9,7 +10,9 @@ from oxygis.web import views as web_views
 # A staff member's own sign-in, 2FA, password and sessions: the accounts pages, less the
 # API keys (the API lives on tenant hosts; a key made here would open nothing).
 CONSOLE_ACCOUNT_ROUTES = [
-    p for p in accounts_urlpatterns if p.name not in ("api-keys", "api-key-revoke")
+    p
+    for p in accounts_urlpatterns
+    if p.name not in ("api-keys", "api-key-revoke", *TENANT_ONLY_ROUTES)
 ]
 
 urlpatterns = [

@@ -94,3 +94,21 @@ def test_removing_a_passkey_is_audited_and_the_last_second_factor_stays(tenant_f
         kind=CredentialEvent.PASSKEY_REMOVED,
         subject=second.credential_id_sha256,
     ).exists()
+
+
+def test_a_ceremony_must_be_begun_here_and_is_not_on_the_console(alpha):
+    """S12: completing a registration that this session did not begin is refused (the
+    challenge lives in the session, spent once); the scripts' catalogue is public; the
+    console (staff: password and TOTP, C14) has no passkey or OpenID routes."""
+    member = alpha.client()
+    member.sign_in(alpha.member_username, alpha.member_password)
+    response = member.post(
+        "/accounts/webauthn/registration/complete/", "{}", content_type="application/json"
+    )
+    assert response.status_code == 400 and json.loads(response.content)["code"] == "invalid_state"
+    assert alpha.client().get("/accounts/webauthn/jsi18n/").status_code == 200
+    from tests.fixtures import HttpsClient
+
+    console = HttpsClient("console.localhost")
+    for path in ("/accounts/passkeys/", "/accounts/oidc/start/", "/accounts/oidc/callback/"):
+        assert console.get(path).status_code == 404, path

@@ -5,6 +5,10 @@ from django.views.i18n import JavaScriptCatalog
 
 from . import passkey_views, views
 
+# A tenant's own sign-in methods (S7) and passkeys (S12, the tenant is the relying
+# party): not on the console, whose staff sign in with a password and TOTP (C14).
+TENANT_ONLY_ROUTES = ("oidc-start", "oidc-callback", "passkeys", "passkey-remove")
+
 urlpatterns = [
     path("login/", views.SignInView.as_view(), name="login"),
     path("logout/", views.SignOutView.as_view(), name="logout"),
