@@ -140,6 +140,8 @@ MIDDLEWARE = [
     # Idle and absolute session limits, session list bookkeeping.
     "oxygis.accounts.middleware.SessionActivityMiddleware",
     # Login is required by default; anonymous views carry @login_not_required.
+    # Language and time zone: the user's, else the company's, else the browser's.
+    "oxygis.web.locale.LocaleMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     # Signed in with a password only: nothing but the 2FA step (or enrolment) is reachable.
     "oxygis.accounts.middleware.TwoFactorGateMiddleware",
@@ -307,8 +309,13 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 WHITENOISE_KEEP_ONLY_HASHED_FILES = True
+# The interface speaks English and French. Each request is in the user's language, else
+# the company's (sales.Company), else the browser's (web/locale.py); a customer's page
+# and e-mails in the contact's. The catalog is compiled by the setup (make), not stored.
 LANGUAGE_CODE = "en"
-TIME_ZONE = "UTC"
+LANGUAGES = [("en", "English"), ("fr", "Français")]
+LOCALE_PATHS = [Path(__file__).resolve().parent / "locale"]
+TIME_ZONE = "UTC"  # stored times are UTC; each page shows them in the reader's zone
 USE_I18N = True
 USE_TZ = True
 

@@ -5,6 +5,7 @@ from django.urls import include, path
 from oxygis.accounts.urls import passkey_patterns, settings_urlpatterns
 from oxygis.platform.support_urls import session_urlpatterns as support_session
 from oxygis.sales.api import api
+from oxygis.sales.urls import company_urlpatterns
 from oxygis.web import views
 
 # The API authenticates each call itself (API key, or session + CSRF token) and answers
@@ -19,6 +20,7 @@ urlpatterns = [
     path("accounts/webauthn/", include(passkey_patterns)),
     path("settings/", include(settings_urlpatterns)),
     path("settings/backups/", include("oxygis.backups.urls")),
+    path("settings/company/", include(company_urlpatterns)),
     path("settings/support/", include("oxygis.platform.support_urls")),
     path("support/", include(support_session)),
     path("", include("oxygis.portal.urls")),  # before sales: more specific order URLs

@@ -8,7 +8,7 @@ from oxygis.access.actors import acting_as, system
 from oxygis.sales import services
 from oxygis.sales.models import Contact, Order
 from oxygis.tenancy.databases import tenant_context
-from tests.portal.test_links import path_of, quotation, send  # noqa: F401 - fixture
+from tests.portal.test_links import path_of, quotation, seen_on, send  # noqa: F401 - fixture
 from tests.sales.test_views import client_for
 
 
@@ -129,7 +129,10 @@ def test_finding_10_a_declined_order_still_shows_the_answer(
     """S9: declining cancels the order, but that customer's link keeps showing their
     answer read-only (it is not revoked by its own cancel)."""
     url, _ = send(alpha, quotation)
-    alpha.client().post("/portal/order/", {"t": token_of(url), "action": "decline"})
+    customer = alpha.client()
+    signed = token_of(url)
+    seen = seen_on(customer, signed)
+    customer.post("/portal/order/", {"t": signed, "seen": seen, "action": "decline"})
     again = alpha.client().get(path_of(url))
     assert again.status_code == 200 and "Declined on" in again.content.decode()
     assert state_of(world, quotation) == Order.CANCELLED

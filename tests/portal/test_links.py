@@ -57,6 +57,13 @@ def path_of(url):
     return f"{parts.path}?{parts.query}"
 
 
+def seen_on(client, signed: str) -> str:
+    """The signed "what this page shows" (revision and document digest) of the
+    customer's page, as its forms carry it."""
+    page = client.get("/portal/order/", {"t": signed}).content.decode()
+    return re.search(r'name="seen" value="([^"]+)"', page)[1]
+
+
 def clear_failures(world):
     reset_limits()
 
@@ -86,11 +93,15 @@ def test_confirm_records_who_when_where_and_tells_the_salesperson(alpha, world, 
     url, _ = send(alpha, quotation)
     customer = alpha.client(REMOTE_ADDR="198.51.100.23", HTTP_USER_AGENT="CustomerBrowser/1.0")
     signed = parse_qs(urlsplit(url).query)["t"][0]
-    empty = customer.post("/portal/order/", {"t": signed, "action": "confirm", "name": ""})
+    seen = seen_on(customer, signed)
+    empty = customer.post(
+        "/portal/order/", {"t": signed, "seen": seen, "action": "confirm", "name": ""}
+    )
     assert "This field is required" in empty.content.decode()
     before = len(mails_to("sam@alpha.example"))
     done = customer.post(
-        "/portal/order/", {"t": signed, "action": "confirm", "name": "Jane <script>Buyer"}
+        "/portal/order/",
+        {"t": signed, "seen": seen, "action": "confirm", "name": "Jane <script>Buyer"},
     )
     html = done.content.decode()
     assert "Confirmed by Jane &lt;script&gt;Buyer" in html and "<script>Buyer" not in html
@@ -116,8 +127,15 @@ def test_decline_with_a_reason(alpha, world, quotation):
     """S9: the customer may decline, with an optional reason; the order is cancelled."""
     url, _ = send(alpha, quotation)
     signed = parse_qs(urlsplit(url).query)["t"][0]
-    page = alpha.client().post(
-        "/portal/order/", {"t": signed, "action": "decline", "reason": "Too expensive"}
+    customer = alpha.client()
+    page = customer.post(
+        "/portal/order/",
+        {
+            "t": signed,
+            "seen": seen_on(customer, signed),
+            "action": "decline",
+            "reason": "Too expensive",
+        },
     )
     assert "Declined on" in page.content.decode()
     with tenant_context(world.tenant), system(reason="test: check"):
@@ -260,6 +278,7 @@ def test_no_referrer_forms_still_need_the_token(alpha, world, quotation):
     client = alpha.client(enforce_csrf_checks=True)
     page = client.get(path_of(url)).content.decode()
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)[1]
+    seen = re.search(r'name="seen" value="([^"]+)"', page)[1]
     null = {"Origin": "null"}
     refused = client.post(
         "/portal/order/", {"t": signed, "action": "confirm", "name": "X"}, headers=null
@@ -267,7 +286,7 @@ def test_no_referrer_forms_still_need_the_token(alpha, world, quotation):
     assert refused.status_code == 403
     accepted = client.post(
         "/portal/order/",
-        {"t": signed, "action": "confirm", "name": "X", "csrfmiddlewaretoken": token},
+        {"t": signed, "seen": seen, "action": "confirm", "name": "X", "csrfmiddlewaretoken": token},
         headers=null,
     )
     assert accepted.status_code == 200 and "Confirmed by X" in accepted.content.decode()

@@ -61,8 +61,8 @@ def test_finding_8_amounts_beyond_storage_are_refused_before_writing(alpha, worl
 
 @pytest.mark.parametrize("rate", ["100.01", "150", "-1"])
 def test_finding_8_tax_rates_stay_between_0_and_100(alpha, world, key_for, rate):  # noqa: F811
-    """S6/integrity (finding 8): a tax rate is a percentage, 0 to 100, in the API and
-    the forms."""
+    """S6/integrity (finding 8): a tax rate is a percentage, 0 to 100, in the API; the
+    forms pick a tax from the table, and their discount is a percentage, 0 to 100."""
     token = key_for("maria")
     line = {"description": "X", "quantity": "1", "unit_price": "1.00", "tax_rate": rate}
     order_id = world.orders["maria"][0]
@@ -72,10 +72,11 @@ def test_finding_8_tax_rates_stay_between_0_and_100(alpha, world, key_for, rate)
     maria = client_for(alpha, "maria")
     form = maria.post(
         f"/sales/orders/{order_id}/lines/",
-        {"description": "X", "quantity": "1", "unit_price": "1", "tax_rate": rate},
+        {"description": "X", "quantity": "1", "unit_price": "1", "discount": rate},
         headers={"HX-Request": "true"},
     )
     assert form.status_code == 422
+    assert call(alpha, "post", f"/orders/{order_id}/lines", token=token, body={**line, "tax_rate": "20", "discount": rate})[0] == 422
 
 
 def test_finding_9_line_breaks_are_refused_in_single_line_fields(alpha, world, key_for):  # noqa: F811
@@ -118,8 +119,13 @@ def test_finding_9_a_stored_name_with_a_line_break_cannot_break_the_mail(alpha, 
     sam = client_for(alpha, "sam")
     assert sam.post(f"/sales/orders/{order.pk}/email/").status_code == 302
     signed = parse_qs(urlsplit(link_in(mails_to("old-row@x.example")[-1], "/portal/")).query)
-    done = alpha.client().post(
-        "/portal/order/", {"t": signed["t"][0], "action": "confirm", "name": "Old Buyer"}
+    from tests.portal.test_links import seen_on
+
+    buyer = alpha.client()
+    seen = seen_on(buyer, signed["t"][0])
+    done = buyer.post(
+        "/portal/order/",
+        {"t": signed["t"][0], "seen": seen, "action": "confirm", "name": "Old Buyer"},
     )
     assert done.status_code == 200 and "Confirmed by Old Buyer" in done.content.decode()
     told = mails_to("sam@alpha.example")[-1]

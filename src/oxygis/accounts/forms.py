@@ -54,6 +54,16 @@ class ReauthForm(forms.Form):
     )
 
 
+class PreferencesForm(forms.ModelForm):
+    """The person's own language and time zone (blank: the company's)."""
+
+    class Meta:
+        from .models import User
+
+        model = User
+        fields = ["language", "time_zone"]
+
+
 class EmailChangeForm(forms.Form):
     email = forms.EmailField(label="New e-mail address")
 

@@ -4,6 +4,9 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Lower
 
+from django.utils.translation import gettext_lazy as _
+
+from oxygis.core.i18n import language_choices, time_zone_choices
 from oxygis.core.text import validate_single_line
 
 POLICY_MIN_LENGTH = 10  # the whitepaper's floor (C13): a tenant may only raise it
@@ -32,6 +35,13 @@ class User(AbstractUser):
         (DIRECTORY, "Company directory (LDAP)"),
         (OPENID, "Identity provider (OpenID Connect)"),
     ]
+    # The person's own language and time zone; blank: the company's (sales.Company).
+    language = models.CharField(
+        _("language"), max_length=8, blank=True, choices=language_choices
+    )
+    time_zone = models.CharField(
+        _("time zone"), max_length=64, blank=True, choices=time_zone_choices
+    )
     source = models.CharField(max_length=10, choices=SOURCES, default=LOCAL, editable=False)
     # The directory entry's DN (sign-in matches on it, then on the username), or the
     # identity provider's "<issuer> <sub>" (the only thing an OpenID sign-in matches on).

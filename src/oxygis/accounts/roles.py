@@ -20,16 +20,18 @@ ROLE_PERMISSIONS = {
     SALES_MANAGER: [
         f"sales.{verb}_{m}" for m in SALES_MODELS for verb in ("view", "add", "change", "delete")
     ]
-    + ["sales.view_all_orders", "sales.change_all_orders"],
+    + ["sales.view_all_orders", "sales.change_all_orders", "sales.view_tax"],
     SALESPERSON: [f"sales.view_{m}" for m in SALES_MODELS]
     + [
+        "sales.view_tax",
         "sales.add_order",
         "sales.change_order",
         "sales.add_orderline",
         "sales.change_orderline",
         "sales.delete_orderline",
     ],
-    READ_ONLY: [f"sales.view_{m}" for m in SALES_MODELS] + ["sales.view_all_orders"],
+    READ_ONLY: [f"sales.view_{m}" for m in SALES_MODELS]
+    + ["sales.view_all_orders", "sales.view_tax"],
 }
 BUILTIN_ROLES = (ADMINISTRATOR, SALES_MANAGER, SALESPERSON, READ_ONLY)
 

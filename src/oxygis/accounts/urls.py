@@ -23,6 +23,7 @@ urlpatterns = [
     path("passkeys/", passkey_views.passkey_list, name="passkeys"),
     path("passkeys/<id:passkey_id>/remove/", passkey_views.passkey_remove, name="passkey-remove"),
     path("security/", views.security, name="security"),
+    path("preferences/", views.preferences, name="preferences"),
     path("password/", views.password_change, name="password-change"),
     path("email/", views.email_change, name="email-change"),
     path("sessions/<id:session_id>/end/", views.session_end, name="session-end"),

@@ -19,7 +19,9 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils.decorators import method_decorator
+from django.utils import translation
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 from django_otp import login as otp_login
@@ -36,6 +38,7 @@ from oxygis.tenancy.models import CredentialEvent
 from . import actions, oidc, passkeys, twofactor
 from .apikeys import create_key, revoke_key
 from .forms import (
+    PreferencesForm,
     ApiKeyForm,
     AuditFilterForm,
     CodeForm,
@@ -284,6 +287,21 @@ def reauth(request):
         "openid": OpenIDConfig.active() if getattr(request.user, "source", "") == "oidc" else None,
     }
     return render(request, "accounts/reauth.html", context)
+
+
+# --- the user's own preferences -------------------------------------------------------
+@never_cache
+def preferences(request):
+    if not request.user.pk:  # a support session's actor has no account to set
+        raise PermissionDenied
+    form = PreferencesForm(request.POST or None, instance=request.user)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        translation.activate(form.instance.language or translation.get_language())
+        messages.success(request, _("Your preferences are saved."))
+        return redirect("preferences")
+    title = _("Language and time zone")
+    return render(request, "web/form_page.html", {"form": form, "title": title})
 
 
 # --- the user's own security page -------------------------------------------------
@@ -699,7 +717,7 @@ def api_keys(request):
     form = ApiKeyForm(request.POST or None)
     token = None
     if request.method == "POST" and form.is_valid():
-        _, token = create_key(request, **form.cleaned_data)
+        _key, token = create_key(request, **form.cleaned_data)
         form = ApiKeyForm()
     keys = ApiKey.objects.filter(user=request.user)
     context = {

@@ -39,9 +39,16 @@ class EmlFileBackend(BaseEmailBackend):
 
 
 def send_templated(
-    to: str, subject: str, template: str, context: dict, *, reply_to: str | None = None
+    to: str,
+    subject: str,
+    template: str,
+    context: dict,
+    *,
+    reply_to: str | None = None,
+    attachments: list[tuple[str, bytes, str]] = (),
 ) -> None:
-    """Send ``<template>.txt`` and ``<template>.html`` (both auto-escaped) to ``to``.
+    """Send ``<template>.txt`` and ``<template>.html`` (both auto-escaped) to ``to``, in
+    the active language, with ``attachments`` as (file name, content, MIME type).
 
     The subject is made one line here, whatever the names put in it hold: a stored name
     with a line break must neither forge a header nor make the sending fail."""
@@ -55,4 +62,6 @@ def send_templated(
         reply_to=[header_safe(reply_to)] if reply_to else None,
     )
     message.attach_alternative(html, "text/html")
+    for name, content, mimetype in attachments:
+        message.attach(header_safe(name), content, mimetype)
     message.send()

@@ -29,6 +29,18 @@ class OrderLink(models.Model):
     decline_reason = models.TextField(blank=True, max_length=2000)
     ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=300, blank=True, editable=False)
+    # S9: the revision e-mailed, and what the answer was given to: the revision, the
+    # SHA-256 of the document shown (its PDF) and its totals, so the seller can prove
+    # what was accepted.
+    revision_sent = models.PositiveIntegerField(null=True, editable=False)
+    answer_revision = models.PositiveIntegerField(null=True, editable=False)
+    answer_digest = models.CharField(max_length=64, blank=True, editable=False)
+    answer_untaxed = models.DecimalField(
+        max_digits=14, decimal_places=2, null=True, editable=False
+    )
+    answer_tax = models.DecimalField(max_digits=14, decimal_places=2, null=True, editable=False)
+    answer_total = models.DecimalField(max_digits=14, decimal_places=2, null=True, editable=False)
+    answer_currency = models.CharField(max_length=3, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]

@@ -18,14 +18,16 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.dispatch import receiver
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from oxygis.accounts.models import SecurityPolicy
 from oxygis.audit.events import record
 from oxygis.core import limiter
 from oxygis.core.mail import send_templated
 from oxygis.sales import services as sales
-from oxygis.sales.models import IllegalTransition, Order
+from oxygis.sales.documents import current_document, document_language, filename
+from oxygis.sales.models import IllegalTransition, Order, QuotationDocument
 from oxygis.sales.signals import order_cancelled, order_customer_changed
 from oxygis.tenancy.credentials import note_revoked, signing_salt
 from oxygis.tenancy.hosts import site_url
@@ -34,11 +36,16 @@ from oxygis.tenancy.models import CredentialEvent
 from .models import OrderLink
 
 SALT = "oxygis.portal.order-link"
+SEEN_SALT = "oxygis.portal.seen"
 MAX_AGE = timedelta(days=366)  # the stored expiry, shorter, is the one that counts
 
 
 class PortalRefused(Exception):
     """The customer's answer cannot be taken; the message is for them."""
+
+
+class StaleRevision(PortalRefused):
+    """The customer answered a revision that is no longer the order's current one."""
 
 
 def _digest(token: str) -> str:
@@ -49,19 +56,28 @@ def send_order(request, order: Order) -> OrderLink:
     """E-mail the order to its customer with a fresh link (older links stop working)."""
     order.authorize("change")
     if order.state not in Order.EDITABLE_STATES:
-        raise IllegalTransition(f"order {order.number} is {order.get_state_display().lower()}")
+        raise IllegalTransition(
+            _("order %(number)s is %(state)s")
+            % {"number": order.number, "state": str(order.get_state_display()).lower()}
+        )
     if not order.lines.exists():
-        raise IllegalTransition(f"order {order.number} has no lines to send")
+        raise IllegalTransition(
+            _("order %(number)s has no lines to send") % {"number": order.number}
+        )
     customer = order.customer
     if not customer.email:
-        raise ValidationError(f"{customer.name} has no e-mail address")
+        raise ValidationError(_("%(name)s has no e-mail address") % {"name": customer.name})
     try:
         limiter.take(limiter.ORDER_MAILS, f"{request.tenant.id.hex}:{order.pk}")
     except limiter.RateLimited as exc:
         raise ValidationError(
-            f"{order.number} was sent too often in the last hour: try again in "
-            f"{exc.retry_after // 60 + 1} minutes."
+            _(
+                "%(number)s was sent too often in the last hour: try again in "
+                "%(minutes)s minutes."
+            )
+            % {"number": order.number, "minutes": exc.retry_after // 60 + 1}
         ) from None
+    document = current_document(order)  # the PDF attached is the revision sent
     token = secrets.token_urlsafe(24)
     now = timezone.now()
     with transaction.atomic(using=Order.objects.db):
@@ -72,6 +88,7 @@ def send_order(request, order: Order) -> OrderLink:
             token_digest=_digest(token),
             sent_to=customer.email,
             expires_at=now + timedelta(days=SecurityPolicy.current().portal_link_days),
+            revision_sent=document.revision,
         )
         if order.state == Order.DRAFT:
             sales.mark_sent(order)
@@ -81,13 +98,24 @@ def send_order(request, order: Order) -> OrderLink:
     )
     # The canonical address, never the request's Host (link poisoning).
     url = site_url(request.tenant.slug, reverse("portal-order")) + "?" + urlencode({"t": signed})
-    send_templated(
-        customer.email,
-        f"Quotation {order.number} from {request.tenant.name}",
-        "portal/email/order",
-        {"order": order, "url": url, "tenant": request.tenant, "link": link},
+    # In the customer's language, whatever the seller's.
+    with translation.override(document.language):
+        send_templated(
+            customer.email,
+            _("Quotation %(number)s from %(company)s")
+            % {"number": order.number, "company": request.tenant.name},
+            "portal/email/order",
+            {"order": order, "url": url, "tenant": request.tenant, "link": link},
+            attachments=[(filename(document, order.number), bytes(document.pdf), "application/pdf")],
+        )
+    record(
+        "portal.sent",
+        request=request,
+        target=order.number,
+        to=customer.email,
+        revision=document.revision,
+        digest=document.sha256,
     )
-    record("portal.sent", request=request, target=order.number, to=customer.email)
     return link
 
 
@@ -140,25 +168,56 @@ def open_link(request, signed: str) -> OrderLink | None:
 def refusal(link: OrderLink, order: Order, *, confirm: bool) -> str | None:
     """Why the customer may not answer ``order`` through ``link`` now, or None."""
     if order.customer_id != link.customer_id:
-        return "This quotation is no longer addressed to you."
+        return _("This quotation is no longer addressed to you.")
     if order.state == Order.CONFIRMED:
-        return "This order is already confirmed."
+        return _("This order is already confirmed.")
     if order.state == Order.CANCELLED:
-        return "This quotation was withdrawn."
+        return _("This quotation was withdrawn.")
     if order.state != Order.SENT:
-        return "This quotation is being revised by the seller: it will be sent to you again."
+        return _("This quotation is being revised by the seller: it will be sent to you again.")
     if confirm and not order.lines.exists():
-        return "This quotation has no lines to accept."
+        return _("This quotation has no lines to accept.")
+    return None
+
+
+def seen_token(link: OrderLink, document: QuotationDocument) -> str:
+    """What the customer's page shows, signed into its forms: the revision and the
+    SHA-256 of its document. The answer is taken for exactly that, or not at all."""
+    return signing.dumps(
+        {"link": link.pk, "revision": document.revision, "digest": document.sha256},
+        salt=signing_salt(SEEN_SALT),
+    )
+
+
+def read_seen(link: OrderLink, token: str) -> tuple[int, str] | None:
+    """(revision, digest) from a form's signed ``seen`` field, or None if it is not one
+    made for this link."""
+    try:
+        data = signing.loads(token or "", salt=signing_salt(SEEN_SALT), max_age=MAX_AGE)
+        if data.get("link") == link.pk:
+            return int(data["revision"]), str(data["digest"])
+    except (signing.BadSignature, KeyError, TypeError, ValueError):
+        pass
     return None
 
 
 def answer(
-    request, link: OrderLink, order: Order, *, confirm: bool, name: str = "", reason: str = ""
+    request,
+    link: OrderLink,
+    order: Order,
+    *,
+    confirm: bool,
+    seen: tuple[int, str],
+    name: str = "",
+    reason: str = "",
 ) -> None:
     """Record the customer's answer once; the order becomes confirmed or cancelled.
 
     Judged on the order and the link as stored, locked, at this moment (raises
-    PortalRefused): a seller's change in between wins, and a replay changes nothing."""
+    PortalRefused): a seller's change in between wins, and a replay changes nothing.
+    S9: ``seen`` is the (revision, document digest) the customer's page showed; if the
+    order has moved on since, nothing is recorded (StaleRevision)."""
+    revision, digest = seen
     with transaction.atomic(using=Order.objects.db):
         link = OrderLink.objects.select_for_update().get(pk=link.pk)
         if link.response or link.revoked_at:
@@ -167,6 +226,14 @@ def answer(
         problem = refusal(link, order, confirm=confirm)
         if problem:
             raise PortalRefused(problem)
+        shown = QuotationDocument.objects.filter(order_id=order.pk, revision=revision).first()
+        if revision != order.revision or shown is None or shown.sha256 != digest:
+            raise StaleRevision(
+                _(
+                    "This quotation changed after you opened it: here is the new version. "
+                    "Please read it again before you answer."
+                )
+            )
         # The answer first: the cancel below then leaves this (answered) link alone.
         link.response = OrderLink.CONFIRMED if confirm else OrderLink.DECLINED
         link.responded_at = timezone.now()
@@ -174,6 +241,9 @@ def answer(
         link.decline_reason = reason.strip()[:2000]
         link.ip = request.META.get("REMOTE_ADDR") or None
         link.user_agent = request.headers.get("User-Agent", "")[:300]
+        link.answer_revision, link.answer_digest = revision, digest
+        link.answer_untaxed, link.answer_tax = order.amount_untaxed, order.amount_tax
+        link.answer_total, link.answer_currency = order.amount_total, order.currency
         link.save()
         try:
             if confirm:
@@ -187,12 +257,21 @@ def answer(
         request=request,
         target=order.number,
         name=link.signer_name,
+        revision=revision,
+        digest=digest,
+        total=str(order.amount_total),
     )
     seller = order.salesperson
     if seller.email:
-        send_templated(
-            seller.email,
-            f"{order.number} {'confirmed' if confirm else 'declined'} by {order.customer.name}",
-            "portal/email/answered",
-            {"order": order, "link": link, "tenant": request.tenant},
-        )
+        with translation.override(seller.language or document_language(order)):
+            subject = (
+                _("%(number)s confirmed by %(customer)s")
+                if confirm
+                else _("%(number)s declined by %(customer)s")
+            ) % {"number": order.number, "customer": order.customer.name}
+            send_templated(
+                seller.email,
+                subject,
+                "portal/email/answered",
+                {"order": order, "link": link, "tenant": request.tenant},
+            )

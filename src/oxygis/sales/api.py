@@ -1,7 +1,7 @@
 """The JSON API, /api/v1/ (django-ninja). Same access layer as the pages: a row the
 caller may not see is a 404, a right they lack a 403. Errors are JSON, never a 500."""
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -22,7 +22,7 @@ from oxygis.core import limiter
 from oxygis.core.converters import MAX_ID
 
 from . import services
-from .models import Contact, IllegalTransition, Order, Product
+from .models import Contact, IllegalTransition, Order, Product, Tax
 
 
 class ApiKeyAuth(HttpBearer):
@@ -154,7 +154,7 @@ class ProductIn(Input):
     name: str = Field(..., min_length=1, max_length=200)
     sku: str = Field(..., min_length=1, max_length=64)
     unit_price: Money = Field(..., ge=0, max_digits=12, decimal_places=2)
-    tax_rate: Money = Field(Decimal("21.00"), ge=0, le=100, max_digits=5, decimal_places=2)
+    tax_rate: Money = Field(Decimal("20.00"), ge=0, le=100, max_digits=5, decimal_places=2)
     active: bool = True
 
 
@@ -176,6 +176,7 @@ class LineIn(Input):
     quantity: Decimal = Field(Decimal("1"), gt=0, max_digits=12, decimal_places=3)
     unit_price: Money | None = Field(None, ge=0, max_digits=12, decimal_places=2)
     tax_rate: Money | None = Field(None, ge=0, le=100, max_digits=5, decimal_places=2)
+    discount: Money = Field(Decimal("0"), ge=0, le=100, max_digits=5, decimal_places=2)
 
 
 class LineOut(Schema):
@@ -184,8 +185,10 @@ class LineOut(Schema):
     description: str
     quantity: Decimal
     unit_price: Money
+    discount: Money
     tax_rate: Money
     subtotal: Money
+    total: Money
 
 
 class OrderIn(Input):
@@ -209,6 +212,8 @@ class OrderOut(Schema):
     state: str
     confirmed_at: datetime | None
     confirmation_channel: str
+    revision: int
+    valid_until: date | None
     amount_untaxed: Money
     amount_tax: Money
     amount_total: Money
@@ -228,9 +233,8 @@ def _line_input(data: LineIn) -> services.LineInput:
         description=data.description or product.name,
         quantity=data.quantity,
         unit_price=data.unit_price if data.unit_price is not None else product.unit_price,
-        tax_rate=data.tax_rate
-        if data.tax_rate is not None
-        else (product.tax_rate if product else Decimal(0)),
+        tax_rate=data.tax_rate,
+        discount=data.discount,
         product=product,
     )
 
@@ -300,12 +304,22 @@ def get_product(request, product_id: Id):
 
 @products.post("", response={201: ProductOut})
 def create_product(request, data: ProductIn):
-    return Status(201, _apply(Product(), data.dict()))
+    return Status(201, _apply(Product(), _product_tax(data.dict())))
 
 
 @products.patch("/{id:product_id}", response=ProductOut)
 def update_product(request, product_id: Id, data: ProductPatch):
-    return _apply(get_visible_or_404(Product, pk=product_id), data.dict(exclude_unset=True))
+    product = get_visible_or_404(Product, pk=product_id)
+    return _apply(product, _product_tax(data.dict(exclude_unset=True)))
+
+
+def _product_tax(values: dict) -> dict:
+    # The API speaks rates; the product points at the table's tax of that rate, if any.
+    if values.get("tax_rate") is not None:
+        values["tax"] = Tax.objects.filter(
+            rate=values["tax_rate"], included=False, active=True
+        ).first()
+    return values
 
 
 # --- orders --------------------------------------------------------------------------

@@ -1,8 +1,11 @@
 from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
-from .models import Contact, Order, OrderLine, Product
+from .company import LOGO_MAX_BYTES, clean_logo
+from .models import Company, Contact, Order, OrderLine, Product, Tax
 
 
 def offer(field: forms.ModelChoiceField, rows, selected, empty_label: str) -> None:
@@ -29,30 +32,57 @@ class ContactForm(forms.ModelForm):
             "name",
             "email",
             "phone",
+            "vat_number",
             "street",
             "postcode",
             "city",
             "country",
+            "delivery_street",
+            "delivery_postcode",
+            "delivery_city",
+            "delivery_country",
+            "language",
             "parent",
         ]
+
+
+def _taxes(field, current=None):
+    """The active taxes, and the one already chosen even if it was retired since."""
+    rows = Tax.objects.filter(active=True)
+    if current is not None:
+        rows = Tax.objects.filter(pk=current.pk) | rows
+    field.queryset = rows.order_by("-rate", "name")
+    field.empty_label = None
 
 
 class ProductForm(forms.ModelForm):
     class Meta:
         model = Product
-        fields = ["name", "sku", "unit_price", "tax_rate", "active"]
+        fields = ["name", "sku", "unit_price", "tax", "active"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _taxes(self.fields["tax"], self.instance.tax if self.instance.tax_id else None)
+        self.fields["tax"].required = True
+
+    def clean(self):
+        data = super().clean()
+        if data.get("tax") is not None:
+            self.instance.tax_rate = data["tax"].rate
+        return data
 
 
 class OrderForm(forms.ModelForm):
     class Meta:
         model = Order
-        fields = ["customer", "salesperson", "currency"]
+        fields = ["customer", "salesperson", "currency", "valid_until"]
+        widgets = {"valid_until": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")}
 
     def __init__(self, *args, actor=None, customers=(), **kwargs):
         """``customers``: the ones to offer (a picker's search result), not every contact."""
         super().__init__(*args, **kwargs)
         selected = self.data.get(self.add_prefix("customer")) if self.is_bound else None
-        offer(self.fields["customer"], customers, selected, "Choose a customer")
+        offer(self.fields["customer"], customers, selected, _("Choose a customer"))
         # Only people with a sales role can be salespeople; a salesperson's own orders
         # are theirs (the access layer refuses anything else anyway).
         people = (
@@ -71,40 +101,85 @@ class OrderForm(forms.ModelForm):
     def clean_currency(self):
         value = self.cleaned_data["currency"].upper()
         if len(value) != 3 or not value.isalpha():
-            raise forms.ValidationError("Use a 3-letter ISO 4217 code, e.g. EUR.")
+            raise forms.ValidationError(_("Use a 3-letter ISO 4217 code, e.g. EUR."))
         return value
 
 
 class LineForm(forms.ModelForm):
     class Meta:
         model = OrderLine
-        fields = ["product", "description", "quantity", "unit_price", "tax_rate"]
+        fields = ["product", "description", "quantity", "unit_price", "discount", "tax"]
 
     def __init__(self, *args, products=(), **kwargs):
         """``products``: the ones to offer (a picker's search result), not the catalogue."""
         super().__init__(*args, **kwargs)
         self.fields["product"].queryset = Product.objects.filter(active=True)
         selected = self.data.get(self.add_prefix("product")) if self.is_bound else None
-        offer(self.fields["product"], products, selected, "No product: describe the line")
+        offer(self.fields["product"], products, selected, _("No product: describe the line"))
         self.fields["description"].required = False
         self.fields["unit_price"].required = False
-        self.fields["tax_rate"].required = False
-        # Blank means "the product's own rate" (or 0 without a product), not 21%.
-        self.fields["tax_rate"].initial = None
+        self.fields["discount"].required = False
+        _taxes(self.fields["tax"])
+        # Blank means "the product's own tax" (or none without a product).
+        self.fields["tax"].required = False
+        self.fields["tax"].empty_label = _("The product's tax")
         self.fields["quantity"].initial = 1
 
     def clean(self):
         data = super().clean()
         product = data.get("product")
         if product is None and not data.get("description"):
-            raise forms.ValidationError("Choose a product or describe the line.")
+            raise forms.ValidationError(_("Choose a product or describe the line."))
         if data.get("unit_price") is None:
             if product is None:
-                self.add_error("unit_price", "A line without a product needs a price.")
+                self.add_error("unit_price", _("A line without a product needs a price."))
             else:
                 data["unit_price"] = product.unit_price
-        if data.get("tax_rate") is None:
-            data["tax_rate"] = product.tax_rate if product else 0
+        if data.get("discount") is None:
+            data["discount"] = 0
         if not data.get("description") and product is not None:
             data["description"] = product.name
         return data
+
+
+class CompanyForm(forms.ModelForm):
+    logo_upload = forms.FileField(
+        label=gettext_lazy("Logo"),
+        required=False,
+        help_text=gettext_lazy("PNG, JPEG, GIF or WebP, at most %(size)s KB.")
+        % {"size": LOGO_MAX_BYTES // 1024},
+        widget=forms.ClearableFileInput(attrs={"accept": "image/png,image/jpeg,image/gif,image/webp"}),
+    )
+    remove_logo = forms.BooleanField(label=gettext_lazy("Remove the logo"), required=False)
+
+    class Meta:
+        model = Company
+        fields = [
+            "legal_name",
+            "legal_form",
+            "street",
+            "postcode",
+            "city",
+            "country",
+            "phone",
+            "email",
+            "siren",
+            "siret",
+            "vat_number",
+            "quotation_validity_days",
+            "payment_terms",
+            "footer",
+            "language",
+            "time_zone",
+        ]
+        widgets = {"footer": forms.Textarea(attrs={"rows": 3})}
+
+    def clean_logo_upload(self):
+        upload = self.cleaned_data.get("logo_upload")
+        return clean_logo(upload) if upload else None
+
+
+class TaxForm(forms.ModelForm):
+    class Meta:
+        model = Tax
+        fields = ["name", "rate", "included", "active"]

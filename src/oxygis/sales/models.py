@@ -9,20 +9,27 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from oxygis.access.actors import PortalActor
 from oxygis.access.models import AccessControlledModel
+from oxygis.core.i18n import language_choices, time_zone_choices
 from oxygis.core.text import validate_single_line
 
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
 HUNDRED = Decimal("100")
-COUNTRY_CODE = RegexValidator(r"^[A-Za-z]{2}\Z", "Use a 2-letter ISO 3166 code, e.g. BE.")
-CURRENCY_CODE = RegexValidator(r"^[A-Z]{3}\Z", "Use a 3-letter ISO 4217 code, e.g. EUR.")
+COUNTRY_CODE = RegexValidator(r"^[A-Za-z]{2}\Z", _("Use a 2-letter ISO 3166 code, e.g. FR."))
+CURRENCY_CODE = RegexValidator(r"^[A-Z]{3}\Z", _("Use a 3-letter ISO 4217 code, e.g. EUR."))
 TAX_RATE = [
     MinValueValidator(ZERO),
-    MaxValueValidator(HUNDRED, "A tax rate is at most %(limit_value)s %%."),
+    MaxValueValidator(HUNDRED, _("A tax rate is at most %(limit_value)s %%.")),
 ]
+PERCENT = [
+    MinValueValidator(ZERO),
+    MaxValueValidator(HUNDRED, _("A discount is at most %(limit_value)s %%.")),
+]
+STANDARD_RATE = Decimal("20.00")  # France's standard VAT rate
 
 
 def money(value: Decimal) -> Decimal:
@@ -43,28 +50,68 @@ def check_fits(instance, *names: str) -> None:
         value = getattr(instance, name)
         if abs(value) > largest:
             raise ValidationError(
-                f"The {field.verbose_name} ({value:,}) would be larger than the largest amount "
-                f"Oxygis keeps ({largest:,}): use smaller quantities or prices, or split it.",
+                _(
+                    "The %(field)s (%(value)s) would be larger than the largest amount "
+                    "Oxygis keeps (%(largest)s): use smaller quantities or prices, or split it."
+                ),
                 code="amount_too_large",
+                params={"field": field.verbose_name, "value": f"{value:,}", "largest": f"{largest:,}"},
             )
 
 
 class Contact(AccessControlledModel):
     COMPANY, PERSON = "company", "person"
-    KINDS = [(COMPANY, "Company"), (PERSON, "Person")]
+    KINDS = [(COMPANY, _("Company")), (PERSON, _("Person"))]
 
-    kind = models.CharField(max_length=10, choices=KINDS, default=COMPANY)
-    name = models.CharField(max_length=200, validators=[validate_single_line])
-    email = models.EmailField(blank=True)
-    phone = models.CharField(max_length=50, blank=True, validators=[validate_single_line])
-    street = models.CharField(max_length=200, blank=True, validators=[validate_single_line])
-    postcode = models.CharField(max_length=20, blank=True, validators=[validate_single_line])
-    city = models.CharField(max_length=100, blank=True, validators=[validate_single_line])
+    kind = models.CharField(_("kind"), max_length=10, choices=KINDS, default=COMPANY)
+    name = models.CharField(_("name"), max_length=200, validators=[validate_single_line])
+    email = models.EmailField(_("e-mail"), blank=True)
+    phone = models.CharField(
+        _("phone"), max_length=50, blank=True, validators=[validate_single_line]
+    )
+    vat_number = models.CharField(
+        _("VAT number"), max_length=20, blank=True, validators=[validate_single_line]
+    )
+    # The billing address (the columns keep their first names: the API reads them).
+    street = models.CharField(
+        _("billing street"), max_length=200, blank=True, validators=[validate_single_line]
+    )
+    postcode = models.CharField(
+        _("billing postcode"), max_length=20, blank=True, validators=[validate_single_line]
+    )
+    city = models.CharField(
+        _("billing city"), max_length=100, blank=True, validators=[validate_single_line]
+    )
     country = models.CharField(
+        _("billing country"),
         max_length=2,
         blank=True,
-        help_text="ISO 3166 code, e.g. BE",
+        help_text=_("ISO 3166 code, e.g. FR"),
         validators=[validate_single_line, COUNTRY_CODE],
+    )
+    delivery_street = models.CharField(
+        _("delivery street"), max_length=200, blank=True, validators=[validate_single_line]
+    )
+    delivery_postcode = models.CharField(
+        _("delivery postcode"), max_length=20, blank=True, validators=[validate_single_line]
+    )
+    delivery_city = models.CharField(
+        _("delivery city"), max_length=100, blank=True, validators=[validate_single_line]
+    )
+    delivery_country = models.CharField(
+        _("delivery country"),
+        max_length=2,
+        blank=True,
+        help_text=_("Leave the delivery address blank when it is the billing address."),
+        validators=[validate_single_line, COUNTRY_CODE],
+    )
+    # The language of the e-mails, the customer's page and the PDF sent to this contact.
+    language = models.CharField(
+        _("language"),
+        max_length=8,
+        blank=True,
+        choices=language_choices,
+        help_text=_("Of the e-mails and documents sent to them; blank: the company's."),
     )
     parent = models.ForeignKey(
         "self",
@@ -73,7 +120,7 @@ class Contact(AccessControlledModel):
         on_delete=models.SET_NULL,
         related_name="members",
         limit_choices_to={"kind": "company"},
-        verbose_name="company",
+        verbose_name=_("company"),
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -81,6 +128,8 @@ class Contact(AccessControlledModel):
     class Meta(AccessControlledModel.Meta):
         ordering = ["name", "id"]
         indexes = [models.Index(fields=["name"])]
+        verbose_name = _("contact")
+        verbose_name_plural = _("contacts")
 
     def __str__(self) -> str:
         return self.name
@@ -92,31 +141,85 @@ class Contact(AccessControlledModel):
 
     def clean(self):
         if self.parent_id and self.parent_id == self.pk:
-            raise ValidationError({"parent": "A contact cannot be its own company."})
+            raise ValidationError({"parent": _("A contact cannot be its own company.")})
+        if self.vat_number:
+            from .company import check_vat_number
+
+            self.vat_number = check_vat_number(self.vat_number)
+
+    @property
+    def billing_lines(self) -> list[str]:
+        return _address(self.street, self.postcode, self.city, self.country)
+
+    @property
+    def delivery_lines(self) -> list[str]:
+        return _address(
+            self.delivery_street, self.delivery_postcode, self.delivery_city, self.delivery_country
+        )
+
+
+def _address(street, postcode, city, country) -> list[str]:
+    town = " ".join(part for part in (postcode, city) if part)
+    return [line for line in (street, town, country.upper()) if line]
+
+
+class Tax(AccessControlledModel):
+    """A rate of the tenant's tax table. Lines keep a copy of its name and rate, so that
+    changing the table later never changes an order already written."""
+
+    name = models.CharField(_("name"), max_length=60, unique=True, validators=[validate_single_line])
+    rate = models.DecimalField(_("rate (%)"), max_digits=5, decimal_places=2, validators=TAX_RATE)
+    included = models.BooleanField(
+        _("included in prices"),
+        default=False,
+        help_text=_("Prices with this tax are all taxes included (TTC)."),
+    )
+    active = models.BooleanField(_("active"), default=True)
+
+    class Meta(AccessControlledModel.Meta):
+        ordering = ["-rate", "name"]
+        verbose_name = _("tax")
+        verbose_name_plural = _("taxes")
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class Product(AccessControlledModel):
-    name = models.CharField(max_length=200, validators=[validate_single_line])
-    sku = models.CharField("SKU", max_length=64, unique=True, validators=[validate_single_line])
-    unit_price = models.DecimalField(
-        max_digits=12, decimal_places=2, validators=[MinValueValidator(ZERO)]
+    name = models.CharField(_("name"), max_length=200, validators=[validate_single_line])
+    sku = models.CharField(
+        _("SKU"), max_length=64, unique=True, validators=[validate_single_line]
     )
+    unit_price = models.DecimalField(
+        _("unit price"), max_digits=12, decimal_places=2, validators=[MinValueValidator(ZERO)]
+    )
+    tax = models.ForeignKey(
+        Tax, null=True, blank=True, on_delete=models.PROTECT, related_name="+", verbose_name=_("tax")
+    )
+    # The tax's rate, kept beside it (the API reads and writes the rate).
     tax_rate = models.DecimalField(
-        "tax rate (%)",
+        _("tax rate (%)"),
         max_digits=5,
         decimal_places=2,
-        default=Decimal("21.00"),
+        default=STANDARD_RATE,
         validators=TAX_RATE,
     )
-    active = models.BooleanField(default=True)
+    active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta(AccessControlledModel.Meta):
         ordering = ["name", "id"]
+        verbose_name = _("product")
+        verbose_name_plural = _("products")
 
     def __str__(self) -> str:
         return f"{self.name} ({self.sku})"
+
+    def save(self, *args, **kwargs):
+        if self.tax_id is not None:
+            self.tax_rate = self.tax.rate
+        super().save(*args, **kwargs)
 
     @classmethod
     def record_rule(cls, actor, verb):
@@ -148,10 +251,10 @@ class IllegalTransition(ValidationError):
 class Order(AccessControlledModel):
     DRAFT, SENT, CONFIRMED, CANCELLED = "draft", "sent", "confirmed", "cancelled"
     STATES = [
-        (DRAFT, "Quotation"),
-        (SENT, "Quotation sent"),
-        (CONFIRMED, "Confirmed"),
-        (CANCELLED, "Cancelled"),
+        (DRAFT, _("Quotation")),
+        (SENT, _("Quotation sent")),
+        (CONFIRMED, _("Confirmed")),
+        (CANCELLED, _("Cancelled")),
     ]
     TRANSITIONS = {
         DRAFT: {SENT, CONFIRMED, CANCELLED},
@@ -160,35 +263,48 @@ class Order(AccessControlledModel):
         CANCELLED: {DRAFT},
     }
     EDITABLE_STATES = {DRAFT, SENT}
-    CHANNELS = [("web", "Web"), ("api", "API"), ("portal", "Customer portal")]
+    CHANNELS = [("web", _("Web")), ("api", _("API")), ("portal", _("Customer portal"))]
 
-    number = models.CharField(max_length=20, unique=True, editable=False)
-    customer = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="orders")
+    number = models.CharField(_("number"), max_length=20, unique=True, editable=False)
+    customer = models.ForeignKey(
+        Contact, on_delete=models.PROTECT, related_name="orders", verbose_name=_("customer")
+    )
     salesperson = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="orders",
+        verbose_name=_("salesperson"),
     )
     currency = models.CharField(
-        max_length=3, default="EUR", validators=[validate_single_line, CURRENCY_CODE]
+        _("currency"), max_length=3, default="EUR", validators=[validate_single_line, CURRENCY_CODE]
     )
-    state = models.CharField(max_length=10, choices=STATES, default=DRAFT, editable=False)
+    valid_until = models.DateField(_("valid until"), null=True, blank=True)
+    # S9: changes with every change the customer would see (lines, prices, taxes,
+    # discounts, customer, currency, validity). An acceptance names the revision it saw.
+    revision = models.PositiveIntegerField(_("revision"), default=1, editable=False)
+    state = models.CharField(
+        _("state"), max_length=10, choices=STATES, default=DRAFT, editable=False
+    )
     confirmed_at = models.DateTimeField(null=True, blank=True, editable=False)
     confirmation_channel = models.CharField(
         max_length=10, choices=CHANNELS, blank=True, editable=False
     )
     amount_untaxed = models.DecimalField(
-        "untaxed amount", max_digits=14, decimal_places=2, default=ZERO, editable=False
+        _("untaxed amount"), max_digits=14, decimal_places=2, default=ZERO, editable=False
     )
     amount_tax = models.DecimalField(
-        "tax amount", max_digits=14, decimal_places=2, default=ZERO, editable=False
+        _("tax amount"), max_digits=14, decimal_places=2, default=ZERO, editable=False
     )
     amount_total = models.DecimalField(
-        "order total", max_digits=14, decimal_places=2, default=ZERO, editable=False
+        _("order total"), max_digits=14, decimal_places=2, default=ZERO, editable=False
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta(AccessControlledModel.Meta):
         ordering = ["-id"]
+        verbose_name = _("order")
+        verbose_name_plural = _("orders")
         permissions = [
             ("view_all_orders", "Can see every order, not only their own"),
             ("change_all_orders", "Can change every order, not only their own"),
@@ -196,7 +312,7 @@ class Order(AccessControlledModel):
         indexes = [models.Index(fields=["salesperson", "-id"]), models.Index(fields=["state"])]
 
     def __str__(self) -> str:
-        return self.number or "new order"
+        return self.number or str(_("new order"))
 
     # --- record rule (S13): a salesperson sees and edits their own orders -------------
     @classmethod
@@ -212,8 +328,12 @@ class Order(AccessControlledModel):
     def check_transition(self, target: str) -> None:
         if target not in self.TRANSITIONS.get(self.state, set()):
             raise IllegalTransition(
-                f"order {self.number} cannot go from {self.get_state_display().lower()} "
-                f"to {dict(self.STATES)[target].lower()}"
+                _("order %(number)s cannot go from %(state)s to %(target)s")
+                % {
+                    "number": self.number,
+                    "state": str(self.get_state_display()).lower(),
+                    "target": str(dict(self.STATES)[target]).lower(),
+                }
             )
 
     @property
@@ -229,29 +349,63 @@ class Order(AccessControlledModel):
         self.amount_total = self.amount_untaxed + self.amount_tax
         check_fits(self, "amount_untaxed", "amount_tax", "amount_total")
 
+    def tax_breakdown(self, lines=None) -> list[dict]:
+        """Per rate (and name, and included or not): the base and the tax, in the order
+        of the rates, largest first. Their sums are the order's untaxed and tax amounts."""
+        groups: dict[tuple, dict] = {}
+        for line in self.lines.all() if lines is None else lines:
+            key = (line.tax_name, line.tax_rate, line.tax_included)
+            group = groups.setdefault(
+                key,
+                {"name": line.tax_name, "rate": line.tax_rate, "included": line.tax_included,
+                 "base": ZERO, "tax": ZERO},
+            )
+            group["base"] += line.subtotal
+            group["tax"] += line.tax_amount
+        return sorted(groups.values(), key=lambda g: (-g["rate"], g["name"]))
+
 
 class OrderLine(AccessControlledModel):
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
-    product = models.ForeignKey(Product, on_delete=models.PROTECT, null=True, blank=True)
-    description = models.CharField(max_length=300, validators=[validate_single_line])
+    product = models.ForeignKey(
+        Product, on_delete=models.PROTECT, null=True, blank=True, verbose_name=_("product")
+    )
+    description = models.CharField(
+        _("description"), max_length=300, validators=[validate_single_line]
+    )
     quantity = models.DecimalField(
+        _("quantity"),
         max_digits=12,
         decimal_places=3,
         default=Decimal("1"),
         validators=[MinValueValidator(Decimal("0.001"))],
     )
     unit_price = models.DecimalField(
-        max_digits=12, decimal_places=2, validators=[MinValueValidator(ZERO)]
+        _("unit price"), max_digits=12, decimal_places=2, validators=[MinValueValidator(ZERO)]
     )
+    discount = models.DecimalField(
+        _("discount (%)"), max_digits=5, decimal_places=2, default=ZERO, validators=PERCENT
+    )
+    tax = models.ForeignKey(
+        Tax, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("tax")
+    )
+    # A copy of the tax as it was when the line was written (the table may change later).
+    tax_name = models.CharField(max_length=60, blank=True, editable=False)
     tax_rate = models.DecimalField(
-        max_digits=5, decimal_places=2, default=Decimal("21.00"), validators=TAX_RATE
+        _("tax rate (%)"), max_digits=5, decimal_places=2, default=STANDARD_RATE, validators=TAX_RATE
     )
+    tax_included = models.BooleanField(default=False, editable=False)
     subtotal = models.DecimalField(
-        "line subtotal", max_digits=14, decimal_places=2, default=ZERO, editable=False
+        _("line subtotal"), max_digits=14, decimal_places=2, default=ZERO, editable=False
+    )
+    total = models.DecimalField(
+        _("line total"), max_digits=14, decimal_places=2, default=ZERO, editable=False
     )
 
     class Meta(AccessControlledModel.Meta):
         ordering = ["id"]
+        verbose_name = _("order line")
+        verbose_name_plural = _("order lines")
 
     def __str__(self) -> str:
         return self.description
@@ -266,11 +420,23 @@ class OrderLine(AccessControlledModel):
 
     @property
     def tax_amount(self) -> Decimal:
-        return money(self.subtotal * self.tax_rate / Decimal(100))
+        return self.total - self.subtotal
 
     def compute(self) -> None:
-        self.subtotal = money(Decimal(self.quantity) * Decimal(self.unit_price))
-        check_fits(self, "subtotal")
+        """Round once per line, half up: the untaxed subtotal after the discount, and its
+        tax; with a tax included in the price, the total is the rounded price and the
+        subtotal is derived from it (so the customer's price never moves by a cent)."""
+        rate = Decimal(self.tax_rate)
+        after_discount = (
+            Decimal(self.quantity) * Decimal(self.unit_price) * (HUNDRED - Decimal(self.discount))
+        ) / HUNDRED
+        if self.tax_included:
+            self.total = money(after_discount)
+            self.subtotal = money(self.total * HUNDRED / (HUNDRED + rate))
+        else:
+            self.subtotal = money(after_discount)
+            self.total = self.subtotal + money(self.subtotal * rate / HUNDRED)
+        check_fits(self, "subtotal", "total")
 
 
 class OrderSequence(models.Model):
@@ -281,3 +447,130 @@ class OrderSequence(models.Model):
 
     def __str__(self) -> str:
         return f"next {self.next_number}"
+
+
+class QuotationDocument(models.Model):
+    """The PDF of one revision of an order, as it was shown and sent to the customer.
+
+    Made once per revision and never changed: its SHA-256 is the digest an acceptance
+    names (S9), and the seller can download the very file that was accepted."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="documents")
+    revision = models.PositiveIntegerField()
+    language = models.CharField(max_length=8)
+    sha256 = models.CharField(max_length=64)
+    pdf = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["order", "revision"], name="one_document_per_revision")
+        ]
+
+    def __str__(self) -> str:
+        return f"order {self.order_id} revision {self.revision}"
+
+
+class Company(models.Model):
+    """The tenant's own company: the block, logo and legal mentions of its documents,
+    and the workspace's default language and time zone. One row per database."""
+
+    legal_name = models.CharField(
+        _("legal name"), max_length=200, blank=True, validators=[validate_single_line]
+    )
+    street = models.CharField(
+        _("street"), max_length=200, blank=True, validators=[validate_single_line]
+    )
+    postcode = models.CharField(
+        _("postcode"), max_length=20, blank=True, validators=[validate_single_line]
+    )
+    city = models.CharField(_("city"), max_length=100, blank=True, validators=[validate_single_line])
+    country = models.CharField(
+        _("country"), max_length=2, default="FR", validators=[validate_single_line, COUNTRY_CODE]
+    )
+    phone = models.CharField(_("phone"), max_length=50, blank=True, validators=[validate_single_line])
+    email = models.EmailField(_("e-mail"), blank=True)
+    siren = models.CharField(_("SIREN"), max_length=11, blank=True, validators=[validate_single_line])
+    siret = models.CharField(_("SIRET"), max_length=17, blank=True, validators=[validate_single_line])
+    vat_number = models.CharField(
+        _("VAT number"), max_length=20, blank=True, validators=[validate_single_line]
+    )
+    legal_form = models.CharField(
+        _("legal form and capital"),
+        max_length=200,
+        blank=True,
+        help_text=_("e.g. SAS au capital de 10 000 €, RCS Paris"),
+        validators=[validate_single_line],
+    )
+    # The logo, re-encoded as PNG by us (never the uploaded bytes), kept in the tenant's
+    # own database: no file name, no path, nothing from the upload reaches a file system.
+    logo = models.BinaryField(blank=True, default=b"", editable=False)
+    quotation_validity_days = models.PositiveSmallIntegerField(
+        _("quotations valid for (days)"),
+        default=30,
+        validators=[MinValueValidator(1), MaxValueValidator(365)],
+    )
+    payment_terms = models.CharField(
+        _("payment terms"),
+        max_length=300,
+        blank=True,
+        default="",
+        help_text=_("e.g. 30 days from the invoice date, by bank transfer"),
+        validators=[validate_single_line],
+    )
+    footer = models.TextField(
+        _("legal mentions (footer)"),
+        max_length=1000,
+        blank=True,
+        help_text=_("Printed at the bottom of every page of your documents."),
+    )
+    # Blank: each person's browser decides (Accept-Language) until they choose.
+    language = models.CharField(
+        _("default language"),
+        max_length=8,
+        blank=True,
+        default="",
+        choices=language_choices,
+        help_text=_("Blank: the language each person's browser asks for."),
+    )
+    time_zone = models.CharField(
+        _("time zone"), max_length=64, choices=time_zone_choices, default="Europe/Paris"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("company details")
+        verbose_name_plural = _("company details")
+        permissions = [("manage_company", "Can change the company details and tax table")]
+
+    def __str__(self) -> str:
+        return self.legal_name or "company"
+
+    @classmethod
+    def current(cls) -> "Company":
+        """The stored details, or the defaults (unsaved: reading never writes)."""
+        return cls.objects.filter(pk=1).first() or cls(pk=1)
+
+    @property
+    def address_lines(self) -> list[str]:
+        return _address(self.street, self.postcode, self.city, self.country)
+
+    def clean(self):
+        from .company import check_siren, check_siret, check_vat_number
+
+        errors = {}
+        for name, check in (
+            ("siren", check_siren),
+            ("siret", check_siret),
+            ("vat_number", check_vat_number),
+        ):
+            value = getattr(self, name)
+            if value:
+                try:
+                    setattr(self, name, check(value))
+                except ValidationError as exc:
+                    errors[name] = exc.messages
+        if not errors and self.siren and self.siret and not self.siret.startswith(self.siren):
+            errors["siret"] = [_("The SIRET must start with the SIREN.")]
+        if errors:
+            raise ValidationError(errors)

@@ -6,24 +6,32 @@ create, change, confirm or cancel their own orders."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from oxygis.access.actors import current_actor
 
-from .models import IllegalTransition, Order, OrderLine, OrderSequence
+from .models import ZERO, Company, IllegalTransition, Order, OrderLine, OrderSequence, Tax
 from .signals import order_cancelled, order_customer_changed
 
 
 @dataclass
 class LineInput:
+    """A line as typed: ``tax`` (a row of the tax table) or else ``tax_rate`` (matched to
+    the table's tax of that rate, if any); with neither, the product's tax, or none."""
+
     description: str
     quantity: Decimal
     unit_price: Decimal
-    tax_rate: Decimal
+    tax_rate: Decimal | None = None
     product: object = None
+    discount: Decimal = ZERO
+    tax: object = None
 
 
 def _db():
@@ -41,10 +49,29 @@ def _next_number() -> str:
     return f"SO{number:05d}"
 
 
-def create_order(*, customer, salesperson=None, currency: str = "EUR", lines=()) -> Order:
+def _revise(order: Order) -> None:
+    """S9: the order changed in a way its customer would see: a new revision.
+
+    Incremented in the database (UPDATE ... revision + 1), in the caller's transaction:
+    two writers at once each get their own number, never the same one for two contents."""
+    Order.objects.filter(pk=order.pk).update(revision=F("revision") + 1)
+    order.revision = Order.objects.filter(pk=order.pk).values_list("revision", flat=True).get()
+
+
+def create_order(
+    *, customer, salesperson=None, currency: str = "EUR", lines=(), valid_until=None
+) -> Order:
     salesperson = salesperson or current_actor()
+    if valid_until is None:
+        days = Company.current().quotation_validity_days
+        valid_until = timezone.localdate() + timedelta(days=days)
     with transaction.atomic(using=_db()):
-        order = Order(customer=customer, salesperson=salesperson, currency=currency.upper())
+        order = Order(
+            customer=customer,
+            salesperson=salesperson,
+            currency=currency.upper(),
+            valid_until=valid_until,
+        )
         order.number = _next_number()
         order.save()
         for line in lines:
@@ -59,9 +86,13 @@ def update_order(order: Order, **fields) -> Order:
         raise _not_editable(order)
     with transaction.atomic(using=_db()):
         previous_customer_id = order.customer_id
+        changed = False
         for name, value in fields.items():
+            changed = changed or getattr(order, name) != value
             setattr(order, name, value)
         order.full_clean(exclude=["number"])
+        if changed:
+            _revise(order)
         order.save()
         if order.customer_id != previous_customer_id:
             order_customer_changed.send(
@@ -70,13 +101,29 @@ def update_order(order: Order, **fields) -> Order:
     return order
 
 
+def _tax_of(data, product):
+    """(tax row or None, rate) for a line typed as ``data``."""
+    tax, rate = getattr(data, "tax", None), getattr(data, "tax_rate", None)
+    if tax is None and rate is None and product is not None:
+        tax, rate = product.tax, product.tax_rate
+    if tax is not None:
+        return tax, tax.rate
+    rate = Decimal(rate if rate is not None else ZERO)
+    same_rate = Tax.objects.filter(rate=rate, included=False, active=True).first()
+    return same_rate, rate
+
+
 def _save_line(order: Order, line: OrderLine, data) -> OrderLine:
     product = getattr(data, "product", None)
     line.product = product
     line.description = data.description or (product.name if product else "")
     line.quantity = Decimal(data.quantity)
     line.unit_price = Decimal(data.unit_price)
-    line.tax_rate = Decimal(data.tax_rate)
+    line.discount = Decimal(getattr(data, "discount", None) or ZERO)
+    tax, line.tax_rate = _tax_of(data, product)
+    line.tax = tax
+    line.tax_name = tax.name if tax is not None else ""
+    line.tax_included = tax.included if tax is not None else False
     line.compute()
     line.full_clean(exclude=["order"])
     line.save()
@@ -90,6 +137,7 @@ def save_line(order: Order, data, line: OrderLine | None = None) -> OrderLine:
     with transaction.atomic(using=_db()):
         line = _save_line(order, line or OrderLine(order=order), data)
         order.compute_totals()
+        _revise(order)
         order.save()
     return line
 
@@ -100,6 +148,7 @@ def delete_line(order: Order, line: OrderLine) -> None:
     with transaction.atomic(using=_db()):
         line.delete()
         order.compute_totals()
+        _revise(order)
         order.save()
 
 
@@ -131,7 +180,9 @@ def mark_sent(order: Order) -> Order:
 
 def confirm_order(order: Order, *, channel: str = "web") -> Order:
     if not order.lines.exists():
-        raise IllegalTransition(f"order {order.number} has no lines to confirm")
+        raise IllegalTransition(
+            _("order %(number)s has no lines to confirm") % {"number": order.number}
+        )
     return _transition(
         order, Order.CONFIRMED, confirmed_at=timezone.now(), confirmation_channel=channel
     )
@@ -147,5 +198,42 @@ def reset_to_draft(order: Order) -> Order:
 
 def _not_editable(order: Order):
     return IllegalTransition(
-        f"order {order.number} is {order.get_state_display().lower()}: its lines are frozen"
+        _("order %(number)s is %(state)s: its lines are frozen")
+        % {"number": order.number, "state": str(order.get_state_display()).lower()}
     )
+
+
+# --- company details and tax table (administrators) --------------------------------------
+def save_company(request, form) -> Company:
+    """Save the company details (and the logo, already re-encoded by the form), audited."""
+    from oxygis.audit.events import record
+
+    changed = [name for name in form.changed_data if name != "logo_upload"]
+    with transaction.atomic(using=Company.objects.db):
+        company = form.save(commit=False)
+        logo = form.cleaned_data.get("logo_upload")
+        if logo:
+            company.logo = logo
+            changed.append("logo")
+        elif form.cleaned_data.get("remove_logo"):
+            company.logo = b""
+        company.pk = 1
+        company.save()
+        record("company.changed", request=request, fields=sorted(set(changed)))
+    return company
+
+
+def save_tax(request, form) -> Tax:
+    from oxygis.audit.events import record
+
+    with transaction.atomic(using=Tax.objects.db):
+        tax = form.save()
+        record(
+            "tax.saved",
+            request=request,
+            target=tax.name,
+            rate=str(tax.rate),
+            included=tax.included,
+            active=tax.active,
+        )
+    return tax

@@ -16,5 +16,14 @@ urlpatterns = [
     path("orders/<id:pk>/", views.order, name="order"),
     path("orders/<id:pk>/lines/", views.line_add, name="line-add"),
     path("orders/<id:pk>/lines/<id:line_pk>/delete/", views.line_delete, name="line-delete"),
+    path("orders/<id:pk>/pdf/", views.order_pdf, name="order-pdf"),
     path("orders/<id:pk>/<str:action>/", views.order_transition, name="order-transition"),
+]
+
+# Under /settings/: the company's details and tax table (administrators).
+company_urlpatterns = [
+    path("", views.company, name="company"),
+    path("logo.png", views.company_logo, name="company-logo"),
+    path("taxes/new/", views.tax_edit, name="tax-new"),
+    path("taxes/<id:pk>/", views.tax_edit, name="tax"),
 ]

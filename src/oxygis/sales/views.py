@@ -6,17 +6,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.contrib import messages
+from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import ValidationError
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
+from django.views.decorators.http import require_GET, require_POST
 
 from oxygis.access.lookups import get_visible_or_404
 
 from . import services
-from .forms import ContactForm, LineForm, OrderForm, ProductForm
+from .documents import current_document
+from .forms import CompanyForm, ContactForm, LineForm, OrderForm, ProductForm, TaxForm
 from .listing import listing, pick, search_text
-from .models import Contact, Order, OrderLine, Product
+from .models import Company, Contact, Order, OrderLine, Product, QuotationDocument, Tax
 
 
 def _htmx(request) -> bool:
@@ -30,9 +35,9 @@ def contacts(request):
         Contact.objects.select_related("parent"),
         search=["name", "email", "city"],
         sorts={
-            "name": ("name", "Name"),
-            "city": ("city", "City"),
-            "created": ("created_at", "Created"),
+            "name": ("name", _("Name")),
+            "city": ("city", _("City")),
+            "created": ("created_at", _("Created")),
         },
         default="name",
     )
@@ -44,12 +49,12 @@ def contact_edit(request, pk: int | None = None):
     form = ContactForm(request.POST or None, instance=contact)
     if request.method == "POST" and form.is_valid():
         form.save()
-        messages.success(request, f"Contact {form.instance.name} saved.")
+        messages.success(request, _("Contact %(name)s saved.") % {"name": form.instance.name})
         return redirect("contacts")
     return render(
         request,
         "web/form_page.html",
-        {"form": form, "title": contact or "New contact", "back": "contacts"},
+        {"form": form, "title": contact or _("New contact"), "back": "contacts"},
     )
 
 
@@ -59,9 +64,9 @@ def products(request):
         Product.objects.all(),
         search=["name", "sku"],
         sorts={
-            "name": ("name", "Name"),
-            "sku": ("sku", "SKU"),
-            "price": ("unit_price", "Unit price"),
+            "name": ("name", _("Name")),
+            "sku": ("sku", _("SKU")),
+            "price": ("unit_price", _("Unit price")),
         },
         default="name",
     )
@@ -73,12 +78,12 @@ def product_edit(request, pk: int | None = None):
     form = ProductForm(request.POST or None, instance=product)
     if request.method == "POST" and form.is_valid():
         form.save()
-        messages.success(request, f"Product {form.instance.name} saved.")
+        messages.success(request, _("Product %(name)s saved.") % {"name": form.instance.name})
         return redirect("products")
     return render(
         request,
         "web/form_page.html",
-        {"form": form, "title": product or "New product", "back": "products"},
+        {"form": form, "title": product or _("New product"), "back": "products"},
     )
 
 
@@ -93,10 +98,10 @@ def orders(request):
         queryset,
         search=["number", "customer__name"],
         sorts={
-            "number": ("id", "Number"),
-            "customer": ("customer__name", "Customer"),
-            "total": ("amount_total", "Total"),
-            "date": ("created_at", "Date"),
+            "number": ("id", _("Number")),
+            "customer": ("customer__name", _("Customer")),
+            "total": ("amount_total", _("Total")),
+            "date": ("created_at", _("Date")),
         },
         default="-number",
     )
@@ -134,7 +139,7 @@ def _line_form(request, page: str = "", data=None) -> dict:
         "product_q",
         page,
         reverse("product-pick"),
-        "Find a product by name or SKU",
+        _("Find a product by name or SKU"),
         query,
         more,
         form["product"],
@@ -151,7 +156,7 @@ def _order_form(request, data=None) -> dict:
         "customer_q",
         reverse("order-new"),
         reverse("customer-pick"),
-        "Find a customer by name, e-mail or city",
+        _("Find a customer by name, e-mail or city"),
         query,
         more,
         form["customer"],
@@ -171,7 +176,35 @@ def order_new(request):
 def order(request, pk: int):
     order = get_visible_or_404(Order.objects.select_related("customer", "salesperson"), pk=pk)
     context = _line_form(request, reverse("order", args=[order.pk]))
-    return render(request, "sales/order.html", {"order": order, **context})
+    from oxygis.portal.models import OrderLink
+
+    links = list(OrderLink.objects.filter(order_id=order.pk).order_by("-created_at")[:10])
+    live = next((link for link in links if not link.revoked_at and not link.response), None)
+    answered = [link for link in links if link.response]
+    return render(
+        request,
+        "sales/order.html",
+        {"order": order, "live_link": live, "answered": answered, **context},
+    )
+
+
+@require_GET
+def order_pdf(request, pk: int):
+    """The quotation's PDF: the current revision's, or ``?revision=N``'s if it was made
+    (sent or shown to the customer), so the seller can file exactly what was accepted."""
+    order = get_visible_or_404(Order.objects.select_related("customer", "salesperson"), pk=pk)
+    wanted = request.GET.get("revision", "")
+    if wanted:
+        if not wanted.isdigit() or len(wanted) > 9:
+            raise Http404
+        document = QuotationDocument.objects.filter(order_id=order.pk, revision=int(wanted)).first()
+        if document is None:
+            raise Http404
+    else:
+        document = current_document(order)
+    from oxygis.portal.views import pdf_response
+
+    return pdf_response(document, order.number)
 
 
 def product_pick(request):
@@ -206,7 +239,8 @@ def line_add(request, pk: int):
                     description=form.cleaned_data["description"],
                     quantity=form.cleaned_data["quantity"],
                     unit_price=form.cleaned_data["unit_price"],
-                    tax_rate=form.cleaned_data["tax_rate"],
+                    discount=form.cleaned_data["discount"],
+                    tax=form.cleaned_data["tax"],
                     product=form.cleaned_data["product"],
                 ),
             )
@@ -220,7 +254,7 @@ def line_add(request, pk: int):
         messages.error(
             request,
             " ".join(str(e) for e in form.non_field_errors())
-            or "The line was not added: check its fields.",
+            or _("The line was not added: check its fields."),
         )
     return redirect("order", pk=order.pk)
 
@@ -239,10 +273,10 @@ def line_delete(request, pk: int, line_pk: int):
 
 
 TRANSITIONS = {
-    "send": (services.mark_sent, "marked as sent"),
-    "confirm": (services.confirm_order, "confirmed"),
-    "cancel": (services.cancel_order, "cancelled"),
-    "draft": (services.reset_to_draft, "back to quotation"),
+    "send": (services.mark_sent, _lazy("Order %(number)s marked as sent.")),
+    "confirm": (services.confirm_order, _lazy("Order %(number)s confirmed.")),
+    "cancel": (services.cancel_order, _lazy("Order %(number)s cancelled.")),
+    "draft": (services.reset_to_draft, _lazy("Order %(number)s is a quotation again.")),
 }
 
 
@@ -257,5 +291,49 @@ def order_transition(request, pk: int, action: str):
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
-        messages.success(request, f"Order {order.number} {done}.")
+        messages.success(request, str(done) % {"number": order.number})
     return redirect("order", pk=order.pk)
+
+
+# --- company details and tax table (administrators) -------------------------------------
+@permission_required("sales.manage_company", raise_exception=True)
+def company(request):
+    current = Company.current()
+    form = CompanyForm(request.POST or None, request.FILES or None, instance=current)
+    if request.method == "POST" and form.is_valid():
+        services.save_company(request, form)
+        messages.success(request, _("Company details saved."))
+        return redirect("company")
+    return render(
+        request,
+        "sales/company.html",
+        {"form": form, "company": current, "taxes": Tax.objects.all()},
+    )
+
+
+@permission_required("sales.manage_company", raise_exception=True)
+@require_GET
+def company_logo(request):
+    """The logo, from the tenant's database: no file name or path from anyone's input."""
+    logo = bytes(Company.current().logo)
+    if not logo:
+        raise Http404
+    response = HttpResponse(logo, content_type="image/png")
+    response["Content-Disposition"] = 'inline; filename="logo.png"'
+    response["Cache-Control"] = "private, no-cache"
+    return response
+
+
+@permission_required("sales.manage_company", raise_exception=True)
+def tax_edit(request, pk: int | None = None):
+    tax = get_visible_or_404(Tax, pk=pk) if pk else None
+    form = TaxForm(request.POST or None, instance=tax)
+    if request.method == "POST" and form.is_valid():
+        services.save_tax(request, form)
+        messages.success(request, _("Tax %(name)s saved.") % {"name": form.instance.name})
+        return redirect("company")
+    return render(
+        request,
+        "web/form_page.html",
+        {"form": form, "title": tax or _("New tax"), "back": "company"},
+    )
