@@ -21,7 +21,14 @@ $(VENV)/.test: requirements/test.lock $(VENV)/.base
 	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements/test.lock
 	touch $@
 
-serve: $(VENV)/.base
+# The French catalog, compiled from its .po by Babel (pure Python, no gettext needed).
+MESSAGES := src/oxygis/locale/fr/LC_MESSAGES/django.mo
+$(MESSAGES): src/oxygis/locale/fr/LC_MESSAGES/django.po | $(VENV)/.base
+	$(BIN)/pybabel -q compile -d src/oxygis/locale -D django
+	touch $@
+
+serve: $(VENV)/.base $(MESSAGES)
+	scripts/ensure-pdf-libs
 	$(BIN)/oxygis serve $(SERVE_ARGS)
 
 lint: $(VENV)/.test
@@ -32,7 +39,8 @@ format: $(VENV)/.test
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 
-test-sqlite: $(VENV)/.test
+test-sqlite: $(VENV)/.test $(MESSAGES)
+	scripts/ensure-pdf-libs
 	scripts/ensure-slapd
 	scripts/ensure-oidc-provider
 	scripts/ensure-chromium
@@ -40,7 +48,8 @@ test-sqlite: $(VENV)/.test
 	scripts/ensure-wapiti
 	OXYGIS_TEST_ENGINE=sqlite OXYGIS_TEST_URL_COVERAGE=1 $(BIN)/pytest $(PYTEST_ARGS)
 
-test-postgresql: $(VENV)/.test
+test-postgresql: $(VENV)/.test $(MESSAGES)
+	scripts/ensure-pdf-libs
 	scripts/ensure-postgres
 	scripts/ensure-pgbouncer
 	scripts/ensure-pgbackrest
@@ -66,7 +75,7 @@ lock: $(VENV)/.test
 	$(BIN)/uv pip compile requirements/build.in --python-version 3.11 --generate-hashes -o requirements/build.lock
 	$(BIN)/uv pip compile pyproject.toml --extra test --python-version 3.11 --generate-hashes -o requirements/test.lock
 
-bench: $(VENV)/.test
+bench: $(VENV)/.test $(MESSAGES)
 	scripts/ensure-postgres
 	scripts/ensure-pgbouncer
 	scripts/ensure-pgbackrest

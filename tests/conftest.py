@@ -58,6 +58,24 @@ def _pg_sweep(conn, prefix: str) -> None:
         conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
 
 
+def _compile_messages() -> None:
+    """The French catalog, as `make` compiles it, when pytest is run on its own."""
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "src/oxygis/locale/fr/LC_MESSAGES"
+    po, mo = folder / "django.po", folder / "django.mo"
+    if not mo.exists() or mo.stat().st_mtime < po.stat().st_mtime:
+        from babel.messages.mofile import write_mo
+        from babel.messages.pofile import read_po
+
+        with po.open("rb") as source:
+            catalog = read_po(source)
+        partial = mo.with_suffix(".partial")
+        with partial.open("wb") as target:
+            write_mo(target, catalog)
+        partial.replace(mo)
+
+
 def pytest_configure(config):
     if ENGINE == "postgresql":
         try:
@@ -78,6 +96,7 @@ def pytest_configure(config):
     elif ENGINE != "sqlite":
         raise pytest.UsageError(f"OXYGIS_TEST_ENGINE must be sqlite or postgresql, not {ENGINE}")
 
+    _compile_messages()
     import django
     from django.core.management import call_command
 

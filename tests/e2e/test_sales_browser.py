@@ -69,7 +69,7 @@ def test_salesperson_and_manager_see_what_their_roles_allow(browser, tmp_path):
         page.fill("#id_description", "Extra cable")
         page.fill("#id_quantity", "2")
         page.fill("#id_unit_price", "12.50")
-        page.fill("#id_tax_rate", "21")
+        page.select_option("#id_tax", label="TVA 20 %")
         page.click("button:has-text('Add line')")
         page.wait_for_function(
             f"() => document.querySelector('#amount-total').innerText !== {json.dumps(before)}"

@@ -76,7 +76,16 @@ def test_finding_8_tax_rates_stay_between_0_and_100(alpha, world, key_for, rate)
         headers={"HX-Request": "true"},
     )
     assert form.status_code == 422
-    assert call(alpha, "post", f"/orders/{order_id}/lines", token=token, body={**line, "tax_rate": "20", "discount": rate})[0] == 422
+    assert (
+        call(
+            alpha,
+            "post",
+            f"/orders/{order_id}/lines",
+            token=token,
+            body={**line, "tax_rate": "20", "discount": rate},
+        )[0]
+        == 422
+    )
 
 
 def test_finding_9_line_breaks_are_refused_in_single_line_fields(alpha, world, key_for):  # noqa: F811

@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
+from django.utils.translation import gettext as _
 
 from oxygis.audit.events import record
 from oxygis.core.mail import send_templated
@@ -66,8 +67,11 @@ def _refuse_rights_beyond(actor, rights: set[str], what: str) -> None:
     missing = sorted(rights - rights_of(actor))
     if missing:
         raise ActionRefused(
-            f"You cannot {what}: it gives rights you do not have yourself "
-            f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''})."
+            _("You cannot %(what)s: it gives rights you do not have yourself (%(rights)s).")
+            % {
+                "what": what,
+                "rights": ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else ""),
+            }
         )
 
 
@@ -77,13 +81,16 @@ def check_may_manage(actor, person) -> None:
     or give them back rights the actor never had)."""
     if person.pk == actor.pk:
         raise ActionRefused(
-            "You cannot change your own roles or access: ask another administrator."
+            _("You cannot change your own roles or access: ask another administrator.")
         )
     if person.is_superuser and not actor.is_superuser:
         raise ActionRefused(
-            f"{person.get_username()} is a workspace owner: you cannot change them."
+            _("%(name)s is a workspace owner: you cannot change them.")
+            % {"name": person.get_username()}
         )
-    _refuse_rights_beyond(actor, rights_of(person), f"change {person.get_username()}")
+    _refuse_rights_beyond(
+        actor, rights_of(person), _("change %(name)s") % {"name": person.get_username()}
+    )
 
 
 def _administrators():
@@ -109,7 +116,7 @@ def change_email(request, user, email: str) -> None:
     User = get_user_model()
     email = email.strip()
     if User.objects.filter(email__iexact=email).exclude(pk=user.pk).exists():
-        raise ActionRefused("Another user already has this e-mail address.")
+        raise ActionRefused(_("Another user already has this e-mail address."))
     old = user.email
     user.email = email
     user.save(update_fields=["email"])
@@ -120,12 +127,12 @@ def invite_user(request, *, email: str, first_name: str, last_name: str, roles) 
     """Create an inactive-password user and e-mail them a link to set their password."""
     User = get_user_model()
     email = email.strip()
-    _refuse_rights_beyond(request.user, rights_of_roles(roles), "give these roles")
+    _refuse_rights_beyond(request.user, rights_of_roles(roles), _("give these roles"))
     if User.objects.filter(email__iexact=email).exists():
-        raise ActionRefused("A user with this e-mail address already exists.")
+        raise ActionRefused(_("A user with this e-mail address already exists."))
     username = email.lower()
     if User.objects.filter(username__iexact=username).exists():
-        raise ActionRefused("A user with this name already exists.")
+        raise ActionRefused(_("A user with this name already exists."))
     with transaction.atomic(using=User.objects.db):
         user = User(username=username, email=email, first_name=first_name, last_name=last_name)
         user.set_unusable_password()  # nobody knows a password until the invitee sets one
@@ -159,7 +166,9 @@ def set_roles(request, user, roles) -> None:
         return
     check_may_manage(request.user, user)
     _refuse_rights_beyond(
-        request.user, rights_of_roles(roles), f"give {user.get_username()} these roles"
+        request.user,
+        rights_of_roles(roles),
+        _("give %(name)s these roles") % {"name": user.get_username()},
     )
     if ADMINISTRATOR in before and ADMINISTRATOR not in after:
         _keep_an_administrator(user)
@@ -177,7 +186,7 @@ def set_active(request, user, active: bool) -> None:
     if user.is_active == active:
         return
     if user.pk == request.user.pk:
-        raise ActionRefused("You cannot deactivate yourself.")
+        raise ActionRefused(_("You cannot deactivate yourself."))
     check_may_manage(request.user, user)
     if not active:
         _keep_an_administrator(user)
@@ -198,7 +207,7 @@ def set_active(request, user, active: bool) -> None:
 
 def _keep_an_administrator(user) -> None:
     if not _administrators().exclude(pk=user.pk).exists():
-        raise ActionRefused("This is the last administrator: make someone else one first.")
+        raise ActionRefused(_("This is the last administrator: make someone else one first."))
 
 
 def unlock(request, username: str) -> int:
@@ -211,9 +220,9 @@ def unlock(request, username: str) -> int:
 def save_role(request, form) -> Group:
     created = form.instance.pk is None
     if not created:
-        _refuse_rights_beyond(request.user, rights_of_roles([form.instance]), "change this role")
+        _refuse_rights_beyond(request.user, rights_of_roles([form.instance]), _("change this role"))
     _refuse_rights_beyond(
-        request.user, {_label(p) for p in form.cleaned_data["permissions"]}, "save this role"
+        request.user, {_label(p) for p in form.cleaned_data["permissions"]}, _("save this role")
     )
     role = form.save()
     record(
@@ -291,15 +300,15 @@ def save_sign_in_method(request, kind: str, form) -> None:
 
 def switch_sign_in_method(request, kind: str, on: bool) -> None:
     """Switch the directory or identity provider on (once it answers) or off."""
-    model, _, _, answers, error = _sign_in_method(kind)
+    model, _form, _save, answers, error = _sign_in_method(kind)
     config = model.current()
     if config is None:
-        raise ActionRefused("Fill in the settings first.")
+        raise ActionRefused(_("Fill in the settings first."))
     if on:
         try:
             answers(config)
         except error as exc:
-            raise ActionRefused(f"It cannot be used: {exc}.") from None
+            raise ActionRefused(_("It cannot be used: %(problem)s.") % {"problem": exc}) from None
     if config.enabled == on:
         return
     with transaction.atomic(using=model.objects.db):
@@ -316,16 +325,20 @@ def set_break_glass(request, keep: bool) -> None:
     user = request.user
     if keep:
         if not user.is_administrator():
-            raise ActionRefused("Only administrators may keep a break-glass password.")
+            raise ActionRefused(_("Only administrators may keep a break-glass password."))
         if user.source != user.LOCAL or not user.has_usable_password():
             raise ActionRefused(
-                "Your account comes from the directory: break-glass access is for an "
-                "administrator account with a local password."
+                _(
+                    "Your account comes from the directory: break-glass access is for an "
+                    "administrator account with a local password."
+                )
             )
     elif local_passwords_off() and user.source == user.LOCAL:
         raise ActionRefused(
-            "Local passwords are off and your account has no other way in: without "
-            "break-glass access you could no longer sign in."
+            _(
+                "Local passwords are off and your account has no other way in: without "
+                "break-glass access you could no longer sign in."
+            )
         )
     if user.break_glass == keep:
         return

@@ -31,6 +31,7 @@ import ldap3
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
 from ldap3.core.exceptions import LDAPException
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import parse_dn
@@ -56,10 +57,11 @@ def normalize_dn(dn: str) -> str:
     """A DN in one spelling, to compare: 'CN=Sales, OU=Groups' is 'cn=sales,ou=groups'."""
     try:
         return ",".join(
-            f"{attr.strip().lower()}={value.strip().lower()}" for attr, value, _ in parse_dn(dn)
+            f"{attr.strip().lower()}={value.strip().lower()}"
+            for attr, value, _separator in parse_dn(dn)
         )
     except LDAPException as exc:
-        raise ValueError(f"{dn!r} is not a DN") from exc
+        raise ValueError(_("%(dn)r is not a DN") % {"dn": dn}) from exc
 
 
 def parse_role_mapping(text: str) -> dict[str, str]:
@@ -71,13 +73,13 @@ def check_url(url: str) -> tuple[str, int, bool]:
     """(host, port, ldaps) of a directory URL; only ldaps:// and ldap:// (StartTLS)."""
     parts = urlsplit(url.strip())
     if parts.scheme not in ("ldaps", "ldap") or not parts.hostname:
-        raise ValueError("write ldaps://host:636 or ldap://host:389")
+        raise ValueError(_("write ldaps://host:636 or ldap://host:389"))
     if parts.path not in ("", "/") or parts.query or parts.username:
-        raise ValueError("the URL names only a host and a port")
+        raise ValueError(_("the URL names only a host and a port"))
     try:
         port = parts.port or (636 if parts.scheme == "ldaps" else 389)
     except ValueError:
-        raise ValueError("the port is not a number") from None
+        raise ValueError(_("the port is not a number")) from None
     return parts.hostname, port, parts.scheme == "ldaps"
 
 
@@ -121,7 +123,7 @@ class Directory:
         try:
             host, port, self.ldaps = check_url(config.url)
         except ValueError as exc:
-            raise DirectoryError(f"server URL: {exc}") from None
+            raise DirectoryError(_("server URL: %(problem)s") % {"problem": exc}) from None
         tls = ldap3.Tls(
             validate=ssl.CERT_REQUIRED,
             ca_certs_data=config.ca_certificate.strip() or None,
@@ -163,27 +165,33 @@ class Directory:
         if not password:
             # An empty password is an unauthenticated bind, which succeeds (RFC 4513 5.1.2).
             if service:
-                raise DirectoryError("no password is set for the service account")
+                raise DirectoryError(_("no password is set for the service account"))
             return None
         conn = self._connection(dn, password)
         try:
             conn.open()
             if not self.ldaps and not conn.start_tls():
-                raise DirectoryError(f"StartTLS refused: {conn.result.get('description')}")
+                raise DirectoryError(
+                    _("StartTLS refused: %(why)s") % {"why": conn.result.get("description")}
+                )
             if conn.bind():
                 return conn
             description = conn.result.get("description", "")
         except LDAPException as exc:
             raise DirectoryError(_describe(exc)) from None
         except (OSError, ssl.SSLError) as exc:
-            raise DirectoryError(f"connection failed: {exc}") from None
+            raise DirectoryError(_("connection failed: %(problem)s") % {"problem": exc}) from None
         finally:
             if not conn.bound:
                 _close(conn)
         if service:
-            raise DirectoryError(f"the service account was refused ({description})")
+            raise DirectoryError(
+                _("the service account was refused (%(why)s)") % {"why": description}
+            )
         if description != "invalidCredentials":
-            raise DirectoryError(f"the directory refused the sign-in ({description})")
+            raise DirectoryError(
+                _("the directory refused the sign-in (%(why)s)") % {"why": description}
+            )
         return None
 
     def _search(self, base: str, search_filter: str, attributes, scope=ldap3.SUBTREE):
@@ -200,7 +208,9 @@ class Directory:
             raise DirectoryError(_describe(exc)) from None
         description = self.service.result.get("description", "")
         if not ok and description not in ("success", "noSuchObject"):
-            raise DirectoryError(f"search under {base!r} failed ({description})")
+            raise DirectoryError(
+                _("search under %(base)r failed (%(why)s)") % {"base": base, "why": description}
+            )
         return [e for e in self.service.response or [] if e.get("type") == "searchResEntry"]
 
     def find(self, username: str) -> Person | None:
@@ -232,7 +242,10 @@ class Directory:
             last_name=_first(entry, config.last_name_attribute),
         )
         if not person.username:
-            raise DirectoryError(f"{person.dn} has no {config.username_attribute!r} attribute")
+            raise DirectoryError(
+                _("%(dn)s has no %(attribute)r attribute")
+                % {"dn": person.dn, "attribute": config.username_attribute}
+            )
         if config.active_filter.strip():
             person.active = bool(
                 self._search(person.dn, config.active_filter.strip(), [], scope=ldap3.BASE)

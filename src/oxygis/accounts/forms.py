@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm, PasswordResetForm
 from django.contrib.auth.models import Group, Permission
+from django.utils.translation import gettext_lazy as _
 
 from oxygis.audit.events import ACTIONS
 from oxygis.core import limiter
@@ -16,7 +17,7 @@ from .sudo import confirm_password
 
 class SignInForm(AuthenticationForm):
     username = forms.CharField(
-        label="Username or e-mail",
+        label=_("Username or e-mail"),
         max_length=254,
         widget=forms.TextInput(attrs={"autofocus": True, "autocomplete": "username"}),
     )
@@ -38,18 +39,18 @@ class SignInForm(AuthenticationForm):
 
 class CodeForm(forms.Form):
     code = forms.CharField(
-        label="Code",
+        label=_("Code"),
         max_length=20,
         widget=forms.TextInput(
             attrs={"autocomplete": "one-time-code", "inputmode": "text", "autofocus": True}
         ),
-        help_text="The 6-digit code from your authenticator app, or a recovery code.",
+        help_text=_("The 6-digit code from your authenticator app, or a recovery code."),
     )
 
 
 class ReauthForm(forms.Form):
     secret = forms.CharField(
-        label="Password or 2FA code",
+        label=_("Password or 2FA code"),
         widget=forms.PasswordInput(attrs={"autocomplete": "current-password", "autofocus": True}),
     )
 
@@ -65,7 +66,7 @@ class PreferencesForm(forms.ModelForm):
 
 
 class EmailChangeForm(forms.Form):
-    email = forms.EmailField(label="New e-mail address")
+    email = forms.EmailField(label=_("New e-mail address"))
 
 
 class RolesForm(forms.Form):
@@ -90,7 +91,7 @@ class InviteForm(RolesForm):
 
 
 class UserEditForm(RolesForm):
-    is_active = forms.BooleanField(label="Active", required=False)
+    is_active = forms.BooleanField(label=_("Active"), required=False)
 
 
 class RoleForm(forms.ModelForm):
@@ -116,7 +117,7 @@ class RoleForm(forms.ModelForm):
         name = self.cleaned_data["name"].strip()
         validate_single_line(name)
         if name in BUILTIN_ROLES and (self.instance.pk is None or self.instance.name != name):
-            raise forms.ValidationError("This is the name of a built-in role.")
+            raise forms.ValidationError(_("This is the name of a built-in role."))
         return name
 
 
@@ -129,11 +130,11 @@ class PolicyForm(forms.ModelForm):
 class ApiKeyForm(forms.Form):
     name = forms.CharField(
         max_length=100,
-        help_text="What this key is for, e.g. 'ERP sync'.",
+        help_text=_("What this key is for, e.g. 'ERP sync'."),
         validators=[validate_single_line],
     )
     scope = forms.ChoiceField(choices=[("read", "Read only"), ("read-write", "Read and write")])
-    days = forms.IntegerField(label="Valid for (days)", min_value=1, max_value=365, initial=90)
+    days = forms.IntegerField(label=_("Valid for (days)"), min_value=1, max_value=365, initial=90)
 
 
 class OwnPasswordChangeForm(PasswordChangeForm):
@@ -195,10 +196,12 @@ class ResetRequestForm(PasswordResetForm):
 class AuditFilterForm(forms.Form):
     """The audit page's filters (C17): who, what, from when to when (UTC days)."""
 
-    actor = forms.CharField(required=False, max_length=150, label="By")
-    action = forms.ChoiceField(required=False, label="Event")
-    since = forms.DateField(required=False, label="From", widget=forms.DateInput({"type": "date"}))
-    until = forms.DateField(required=False, label="To", widget=forms.DateInput({"type": "date"}))
+    actor = forms.CharField(required=False, max_length=150, label=_("By"))
+    action = forms.ChoiceField(required=False, label=_("Event"))
+    since = forms.DateField(
+        required=False, label=_("From"), widget=forms.DateInput({"type": "date"})
+    )
+    until = forms.DateField(required=False, label=_("To"), widget=forms.DateInput({"type": "date"}))
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -224,7 +227,9 @@ def _check_filter(value: str, placeholder: str | None = None) -> None:
     from ldap3.operation.search import parse_filter
 
     if placeholder and placeholder not in value:
-        raise forms.ValidationError(f"The filter must contain {placeholder}.")
+        raise forms.ValidationError(
+            _("The filter must contain %(placeholder)s.") % {"placeholder": placeholder}
+        )
     try:
         parse_filter(
             value.replace(placeholder or "\0", "x"),
@@ -235,14 +240,16 @@ def _check_filter(value: str, placeholder: str | None = None) -> None:
             check_names=False,
         )
     except LDAPInvalidFilterError:
-        raise forms.ValidationError("This is not an LDAP filter, e.g. (uid={username}).") from None
+        raise forms.ValidationError(
+            _("This is not an LDAP filter, e.g. (uid={username}).")
+        ) from None
 
 
 def _write_only(form, field: str, sealed: str) -> str:
     """A secret shown never again: empty keeps the sealed one, if there is one."""
     value = form.cleaned_data[field]
     if not value and not sealed:
-        raise forms.ValidationError("Required: none is stored yet.")
+        raise forms.ValidationError(_("Required: none is stored yet."))
     return value
 
 
@@ -255,7 +262,7 @@ def _clean_role_mapping(text: str, parse) -> str:
     known = set(Group.objects.filter(name__in=mapping.values()).values_list("name", flat=True))
     unknown = sorted(set(mapping.values()) - known)
     if unknown:
-        raise forms.ValidationError(f"No such role: {', '.join(unknown)}.")
+        raise forms.ValidationError(_("No such role: %(roles)s.") % {"roles": ", ".join(unknown)})
     return text.strip()
 
 
@@ -264,11 +271,11 @@ class DirectoryForm(forms.ModelForm):
     sealed one is kept."""
 
     bind_password = forms.CharField(
-        label="Service account password",
+        label=_("Service account password"),
         required=False,
         strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-        help_text="Stored sealed; leave empty to keep the current one.",
+        help_text=_("Stored sealed; leave empty to keep the current one."),
     )
 
     class Meta:
@@ -300,7 +307,9 @@ class DirectoryForm(forms.ModelForm):
         try:
             check_url(self.cleaned_data["url"])
         except ValueError as exc:
-            raise forms.ValidationError(f"{exc} (plain LDAP is never used).") from None
+            raise forms.ValidationError(
+                _("%(problem)s (plain LDAP is never used).") % {"problem": exc}
+            ) from None
         return self.cleaned_data["url"].strip()
 
     def clean_ca_certificate(self):
@@ -311,7 +320,7 @@ class DirectoryForm(forms.ModelForm):
             try:
                 x509.load_pem_x509_certificates(pem.encode())
             except ValueError:
-                raise forms.ValidationError("This is not a PEM certificate.") from None
+                raise forms.ValidationError(_("This is not a PEM certificate.")) from None
         return pem
 
     def _dn(self, name: str, *, required: bool = True) -> str:
@@ -323,7 +332,7 @@ class DirectoryForm(forms.ModelForm):
                 normalize_dn(value)
             except ValueError:
                 raise forms.ValidationError(
-                    "This is not a DN, e.g. ou=people,dc=example,dc=org."
+                    _("This is not a DN, e.g. ou=people,dc=example,dc=org.")
                 ) from None
         return value
 
@@ -367,8 +376,10 @@ class DirectoryTryForm(forms.Form):
         required=False,
         strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "off"}),
-        help_text="Optional: without it, the page shows what the directory says of this "
-        "person, without checking a password.",
+        help_text=_(
+            "Optional: without it, the page shows what the directory says of this "
+            "person, without checking a password."
+        ),
     )
 
 
@@ -376,11 +387,11 @@ class OpenIDForm(forms.ModelForm):
     """S7: the identity provider's settings. The client secret is write-only."""
 
     client_secret = forms.CharField(
-        label="Client secret",
+        label=_("Client secret"),
         required=False,
         strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-        help_text="Stored sealed; leave empty to keep the current one.",
+        help_text=_("Stored sealed; leave empty to keep the current one."),
     )
 
     class Meta:
@@ -412,7 +423,7 @@ class OpenIDForm(forms.ModelForm):
     def clean_scopes(self):
         scopes = self.cleaned_data["scopes"].split()
         if "openid" not in scopes:
-            raise forms.ValidationError("The scopes must include openid.")
+            raise forms.ValidationError(_("The scopes must include openid."))
         return " ".join(scopes)
 
     def clean_client_secret(self):

@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.contrib.auth import logout
 from django.shortcuts import redirect
 from django.urls import Resolver404, resolve
+from django.utils.translation import gettext as _
 
 from .models import UserSession
 from .oidc import IDP_VERIFIED
@@ -34,7 +35,7 @@ class SessionActivityMiddleware:
             idle, most = session_limits(request)
             if now - seen_at > idle or now - login_at > most:
                 logout(request)
-                messages.info(request, "Your session has ended. Please sign in again.")
+                messages.info(request, _("Your session has ended. Please sign in again."))
                 return redirect(f"/accounts/login/?{urlencode({'next': request.get_full_path()})}")
             if now - seen_at >= SEEN_RESOLUTION or SEEN_AT not in session:
                 session[SEEN_AT] = now

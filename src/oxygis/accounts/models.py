@@ -3,7 +3,7 @@ from django.contrib.auth.models import AbstractUser
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Lower
-
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 from oxygis.core.i18n import language_choices, time_zone_choices
@@ -36,9 +36,7 @@ class User(AbstractUser):
         (OPENID, "Identity provider (OpenID Connect)"),
     ]
     # The person's own language and time zone; blank: the company's (sales.Company).
-    language = models.CharField(
-        _("language"), max_length=8, blank=True, choices=language_choices
-    )
+    language = models.CharField(_("language"), max_length=8, blank=True, choices=language_choices)
     time_zone = models.CharField(
         _("time zone"), max_length=64, blank=True, choices=time_zone_choices
     )
@@ -87,7 +85,10 @@ class SecurityPolicy(models.Model):
     min_password_length = models.PositiveSmallIntegerField(
         default=POLICY_MIN_LENGTH,
         validators=[MinValueValidator(POLICY_MIN_LENGTH), MaxValueValidator(128)],
-        help_text=f"At least {POLICY_MIN_LENGTH}; the whitepaper's rule can only be made stricter.",
+        help_text=format_lazy(
+            _("At least {} characters: the platform's rule, which a workspace can only raise."),
+            POLICY_MIN_LENGTH,
+        ),
     )
     two_factor = models.CharField(
         max_length=20, choices=TWO_FACTOR_CHOICES, default=TWO_FACTOR_OPTIONAL
@@ -195,14 +196,15 @@ class DirectoryConfig(SignInMethod):
     url = models.CharField(
         "server URL",
         max_length=300,
-        help_text="ldaps://host:636, or ldap://host:389 (always upgraded with StartTLS).",
+        help_text=_("ldaps://host:636, or ldap://host:389 (always upgraded with StartTLS)."),
         validators=[validate_single_line],
     )
     ca_certificate = models.TextField(
         "CA certificate (PEM)",
         blank=True,
-        help_text="The authority that signed the directory's certificate, if it is not a "
-        "public one.",
+        help_text=_(
+            "The authority that signed the directory's certificate, if it is not a public one."
+        ),
     )
     bind_dn = models.CharField(
         "service account DN", max_length=500, validators=[validate_single_line]
@@ -215,22 +217,26 @@ class DirectoryConfig(SignInMethod):
         "user filter",
         max_length=500,
         default="(uid={username})",
-        help_text="{username} is replaced by what the person typed (escaped). "
-        "Active Directory: (sAMAccountName={username}).",
+        help_text=_(
+            "{username} is replaced by what the person typed (escaped). "
+            "Active Directory: (sAMAccountName={username})."
+        ),
         validators=[validate_single_line],
     )
     active_filter = models.CharField(
         "active accounts filter",
         max_length=500,
         blank=True,
-        help_text="An account that does not match it is disabled here at its next sign-in. "
-        "Active Directory: (!(userAccountControl:1.2.840.113556.1.4.803:=2)).",
+        help_text=_(
+            "An account that does not match it is disabled here at its next sign-in. "
+            "Active Directory: (!(userAccountControl:1.2.840.113556.1.4.803:=2))."
+        ),
         validators=[validate_single_line],
     )
     username_attribute = models.CharField(
         max_length=100,
         default="uid",
-        help_text="Becomes the username here. Active Directory: sAMAccountName.",
+        help_text=_("Becomes the username here. Active Directory: sAMAccountName."),
         validators=[validate_single_line],
     )
     email_attribute = models.CharField(
@@ -249,14 +255,16 @@ class DirectoryConfig(SignInMethod):
         "group filter",
         max_length=500,
         default="(&(objectClass=groupOfNames)(member={user_dn}))",
-        help_text="{user_dn} is replaced by the person's DN (escaped).",
+        help_text=_("{user_dn} is replaced by the person's DN (escaped)."),
         validators=[validate_single_line],
     )
     role_mapping = models.TextField(
         "groups and roles",
         blank=True,
-        help_text="One line per group: the group's DN = the role's name. People in no "
-        "listed group cannot sign in.",
+        help_text=_(
+            "One line per group: the group's DN = the role's name. People in no "
+            "listed group cannot sign in."
+        ),
     )
 
     def __str__(self) -> str:
@@ -284,12 +292,12 @@ class OpenIDConfig(SignInMethod):
         max_length=60,
         default="your company account",
         validators=[validate_single_line],
-        help_text='The sign-in page shows "Sign in with <label>".',
+        help_text=_('The sign-in page shows "Sign in with <label>".'),
     )
     issuer = models.CharField(
         "issuer URL",
         max_length=300,
-        help_text="e.g. https://login.example.com/realms/acme",
+        help_text=_("e.g. https://login.example.com/realms/acme"),
         validators=[validate_single_line],
     )
     client_id = models.CharField("client ID", max_length=200, validators=[validate_single_line])
@@ -306,8 +314,10 @@ class OpenIDConfig(SignInMethod):
     role_mapping = models.TextField(
         "claim values and roles",
         blank=True,
-        help_text="One line per value of the roles claim: the value = the role's name. "
-        "People with no listed value cannot sign in.",
+        help_text=_(
+            "One line per value of the roles claim: the value = the role's name. "
+            "People with no listed value cannot sign in."
+        ),
     )
     two_factor = models.CharField(
         "two-factor authentication",
@@ -320,21 +330,22 @@ class OpenIDConfig(SignInMethod):
         max_length=200,
         default="mfa otp hwk sc",
         blank=True,
-        help_text="Any of these in the ID token's amr claim counts as a second factor.",
+        help_text=_("Any of these in the ID token's amr claim counts as a second factor."),
         validators=[validate_single_line],
     )
     accepted_acr = models.CharField(
         "multi-factor acr values",
         max_length=300,
         blank=True,
-        help_text="Any of these as the ID token's acr claim counts as a second factor.",
+        help_text=_("Any of these as the ID token's acr claim counts as a second factor."),
         validators=[validate_single_line],
     )
     passwords_off = models.BooleanField(
         "local passwords stop",
         default=False,
-        help_text="While on, local passwords open nothing, except those of break-glass "
-        "administrators.",
+        help_text=_(
+            "While on, local passwords open nothing, except those of break-glass administrators."
+        ),
     )
 
     def __str__(self) -> str:

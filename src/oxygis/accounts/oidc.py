@@ -38,6 +38,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError
 from django.utils.crypto import constant_time_compare
+from django.utils.translation import gettext as _
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -74,17 +75,17 @@ def check_issuer(url: str) -> str:
     """The issuer URL, if it is one this server may talk to (see module docstring)."""
     parts = urlsplit(url.strip())
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ValueError("write the issuer's https:// URL")
+        raise ValueError(_("write the issuer's https:// URL"))
     if parts.query or parts.fragment or parts.username:
-        raise ValueError("the issuer URL has no query, fragment or credentials")
+        raise ValueError(_("the issuer URL has no query, fragment or credentials"))
     production = settings.PRODUCTION
     loopback = _resolves_to(parts.hostname, lambda a: a.is_loopback)
     if parts.scheme == "http" and not (loopback and not production):
-        raise ValueError("the issuer must use https")
+        raise ValueError(_("the issuer must use https"))
     if production and _resolves_to(
         parts.hostname, lambda a: a.is_loopback or a.is_link_local or a.is_private
     ):
-        raise ValueError("the issuer's address is not a public one")
+        raise ValueError(_("the issuer's address is not a public one"))
     return url.strip().rstrip("/")
 
 
@@ -122,7 +123,7 @@ def _get_json(url: str) -> dict:
     except (requests.RequestException, ValueError) as exc:
         raise OpenIDError(f"{url}: {exc}") from None
     if not isinstance(document, dict):
-        raise OpenIDError(f"{url}: not a JSON object")
+        raise OpenIDError(_("%(url)s: not a JSON object") % {"url": url})
     return document
 
 
@@ -144,18 +145,18 @@ def discover(config: OpenIDConfig, *, refresh: bool = False) -> dict:
     try:
         issuer = check_issuer(config.issuer)
     except ValueError as exc:
-        raise OpenIDError(f"issuer: {exc}") from None
+        raise OpenIDError(_("issuer: %(problem)s") % {"problem": exc}) from None
 
     def fetch():
         metadata = _get_json(f"{issuer}/.well-known/openid-configuration")
         if metadata.get("issuer", "").rstrip("/") != issuer:
             raise OpenIDError(
-                f"the discovery document names the issuer {metadata.get('issuer')!r}, "
-                f"not {issuer!r}"
+                _("the discovery document names the issuer %(named)r, not %(issuer)r")
+                % {"named": metadata.get("issuer"), "issuer": issuer}
             )
         for name in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
             if not metadata.get(name):
-                raise OpenIDError(f"the discovery document has no {name}")
+                raise OpenIDError(_("the discovery document has no %(name)s") % {"name": name})
         for name in ("token_endpoint", "jwks_uri", "userinfo_endpoint"):
             # The server fetches these itself: the issuer's rules apply (https, public).
             if metadata.get(name):
@@ -165,7 +166,7 @@ def discover(config: OpenIDConfig, *, refresh: bool = False) -> dict:
                     raise OpenIDError(f"{name}: {exc}") from None
         methods = metadata.get("code_challenge_methods_supported")
         if methods is not None and "S256" not in methods:
-            raise OpenIDError("the provider does not support PKCE with S256")
+            raise OpenIDError(_("the provider does not support PKCE with S256"))
         return metadata
 
     return _cached(f"discovery {issuer}", fetch, refresh=refresh)
@@ -176,7 +177,9 @@ def signing_keys(metadata: dict, *, refresh: bool = False) -> KeySet:
         try:
             return KeySet.import_key_set(_get_json(metadata["jwks_uri"]))
         except (JoseError, ValueError, TypeError, KeyError) as exc:
-            raise OpenIDError(f"the provider's keys cannot be read: {exc}") from None
+            raise OpenIDError(
+                _("the provider's keys cannot be read: %(problem)s") % {"problem": exc}
+            ) from None
 
     return _cached(f"jwks {metadata['jwks_uri']}", fetch, refresh=refresh)
 
@@ -250,22 +253,24 @@ def finish(request, config: OpenIDConfig) -> Outcome:
     pending = request.session.pop(PENDING, None)  # spent now, whatever happens next
     params = request.GET
     if not pending or not constant_time_compare(params.get("state", ""), pending["state"]):
-        raise SignInRefused("This sign-in was not started here, or was already used. Start again.")
+        raise SignInRefused(
+            _("This sign-in was not started here, or was already used. Start again.")
+        )
     if time.time() - pending["at"] > FLOW_LIFETIME:
-        raise SignInRefused("This sign-in took too long. Start again.")
+        raise SignInRefused(_("This sign-in took too long. Start again."))
     if params.get("error"):
         log.info(
             "identity provider said %s: %s",
             params.get("error"),
             params.get("error_description", "")[:200],
         )
-        raise SignInRefused("Your identity provider did not sign you in.")
+        raise SignInRefused(_("Your identity provider did not sign you in."))
     metadata = discover(config)
     if params.get("iss") and params["iss"].rstrip("/") != metadata["issuer"].rstrip("/"):
-        raise SignInRefused("This answer comes from another identity provider.")  # RFC 9207
+        raise SignInRefused(_("This answer comes from another identity provider."))  # RFC 9207
     code = params.get("code", "")
     if not code:
-        raise SignInRefused("Your identity provider sent no authorization code.")
+        raise SignInRefused(_("Your identity provider sent no authorization code."))
     try:
         token = _session(config, request).fetch_token(
             metadata["token_endpoint"],
@@ -275,10 +280,12 @@ def finish(request, config: OpenIDConfig) -> Outcome:
         )
     except Exception as exc:  # Authlib raises OAuthError, requests its own: all refusals
         log.warning("code exchange refused: %s", str(exc)[:300])
-        raise SignInRefused("Your identity provider refused this sign-in. Start again.") from None
+        raise SignInRefused(
+            _("Your identity provider refused this sign-in. Start again.")
+        ) from None
     id_token = token.get("id_token")
     if not id_token:
-        raise SignInRefused("Your identity provider sent no ID token.")
+        raise SignInRefused(_("Your identity provider sent no ID token."))
     claims = verify_id_token(config, metadata, id_token, nonce=pending["nonce"])
     claims = {**_userinfo(metadata, token, claims["sub"]), **claims}
     outcome = Outcome(
@@ -326,12 +333,12 @@ def verify_id_token(config: OpenIDConfig, metadata: dict, id_token: str, *, nonc
         ).validate(token.claims)
     except (JoseError, ValueError) as exc:
         log.warning("ID token refused: %s", exc)
-        raise SignInRefused("Your identity provider's answer could not be verified.") from None
+        raise SignInRefused(_("Your identity provider's answer could not be verified.")) from None
     claims = token.claims
     audience = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
     if len(audience) > 1 and claims.get("azp") != config.client_id:
         log.warning("ID token refused: several audiences and azp %r", claims.get("azp"))
-        raise SignInRefused("Your identity provider's answer could not be verified.")
+        raise SignInRefused(_("Your identity provider's answer could not be verified."))
     return dict(claims)
 
 
@@ -380,7 +387,9 @@ def provision(config: OpenIDConfig, outcome: Outcome):
     users = User._default_manager
     external_id = f"{config.issuer.rstrip('/')} {outcome.claims['sub']}"[:500]
     if not outcome.roles:
-        raise SignInRefused("Your account has no role in this workspace. Ask your administrator.")
+        raise SignInRefused(
+            _("Your account has no role in this workspace. Ask your administrator.")
+        )
     user = users.filter(source=User.OPENID, external_id=external_id).first()
     linked = False
     if user is None and outcome.email and outcome.claims.get("email_verified") is True:
@@ -389,14 +398,14 @@ def provision(config: OpenIDConfig, outcome: Outcome):
         linked = user is not None
     if user is None:
         if not outcome.username:
-            raise SignInRefused("Your identity provider gave no username.")
+            raise SignInRefused(_("Your identity provider gave no username."))
         if users.filter(username__iexact=outcome.username).exists():
             raise SignInRefused(
-                "Another account here already has your username. Ask your administrator."
+                _("Another account here already has your username. Ask your administrator.")
             )
         user = User(username=outcome.username)
     elif not user.is_active:
-        raise SignInRefused("Your account here is disabled.")
+        raise SignInRefused(_("Your account here is disabled."))
     before = snapshot(user)
     user.source, user.external_id = User.OPENID, external_id
     if outcome.email:
@@ -409,7 +418,7 @@ def provision(config: OpenIDConfig, outcome: Outcome):
         )
     except IntegrityError:
         raise SignInRefused(
-            "Your e-mail address belongs to another account here. Ask your administrator."
+            _("Your e-mail address belongs to another account here. Ask your administrator.")
         ) from None
 
 

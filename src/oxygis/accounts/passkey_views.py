@@ -8,6 +8,7 @@ import json
 from django.contrib.auth.decorators import login_not_required
 from django.shortcuts import redirect, render
 from django.utils.decorators import method_decorator
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 from django_otp_webauthn import exceptions
@@ -87,7 +88,7 @@ def passkey_remove(request, passkey_id: int):
 
     try:
         if passkeys.remove(request, passkey_id):
-            messages.success(request, "Passkey removed.")
+            messages.success(request, _("Passkey removed."))
     except passkeys.LastSecondFactor as exc:
         messages.error(request, str(exc))
     return redirect("passkeys")

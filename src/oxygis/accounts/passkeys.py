@@ -19,6 +19,7 @@ directory or provider must say, at each sign-in, that they may still come in).
 from __future__ import annotations
 
 from django.db import transaction
+from django.utils.translation import gettext as _
 from django_otp_webauthn.helpers import WebAuthnHelper
 from django_otp_webauthn.models import WebAuthnCredential
 
@@ -65,7 +66,7 @@ def remove(request, passkey_id: int) -> bool:
         return False
     last = passkeys_of(request.user).count() == 1 and not has_two_factor(request.user)
     if last and two_factor_required(request, request.user):
-        raise LastSecondFactor("Your workspace requires a second factor: add another first.")
+        raise LastSecondFactor(_("Your workspace requires a second factor: add another first."))
     # In the catalog first: a restore of an older backup must not bring it back (C4).
     note_revoked(CredentialEvent.PASSKEY_REMOVED, passkey.credential_id_sha256)
     with transaction.atomic(using=WebAuthnCredential.objects.db):

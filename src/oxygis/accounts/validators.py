@@ -8,6 +8,7 @@ missing. Django's common-password, numeric and similarity validators run beside 
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
 
 from oxygis.tenancy.context import bound_database
 
@@ -43,7 +44,7 @@ class PasswordPolicyValidator:
         missing = missing_requirements(password, required_length())
         if missing:
             raise ValidationError(
-                "This password is missing: %(missing)s.",
+                _("This password is missing: %(missing)s."),
                 code="password_policy",
                 params={"missing": "; ".join(missing)},
             )

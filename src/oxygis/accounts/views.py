@@ -18,10 +18,11 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse, reverse_lazy
-from django.utils.decorators import method_decorator
 from django.utils import translation
+from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 from django_otp import login as otp_login
@@ -38,7 +39,6 @@ from oxygis.tenancy.models import CredentialEvent
 from . import actions, oidc, passkeys, twofactor
 from .apikeys import create_key, revoke_key
 from .forms import (
-    PreferencesForm,
     ApiKeyForm,
     AuditFilterForm,
     CodeForm,
@@ -49,6 +49,7 @@ from .forms import (
     OpenIDForm,
     OwnPasswordChangeForm,
     PolicyForm,
+    PreferencesForm,
     ReauthForm,
     ResetRequestForm,
     RoleForm,
@@ -131,8 +132,10 @@ def oidc_start(request):
         log.warning("OpenID sign-in could not start: %s", exc)
         messages.error(
             request,
-            "Your identity provider cannot be reached. Try again in a few minutes; if it "
-            "lasts, tell your administrator.",
+            _(
+                "Your identity provider cannot be reached. Try again in a few minutes; if it "
+                "lasts, tell your administrator."
+            ),
         )
         return redirect("login")
     return redirect(url)
@@ -166,12 +169,12 @@ def oidc_callback(request):
         return redirect("login")
     except oidc.OpenIDError as exc:
         log.warning("OpenID sign-in failed: %s", exc)
-        messages.error(request, "Your identity provider cannot be reached. Try again later.")
+        messages.error(request, _("Your identity provider cannot be reached. Try again later."))
         return redirect("login")
     secret_was_right(request)
     if outcome.reauth:
         if user.pk != request.user.pk:
-            messages.error(request, "You confirmed as someone else: sign in again.")
+            messages.error(request, _("You confirmed as someone else: sign in again."))
             logout(request)
             return redirect("login")
         mark_authenticated(request)
@@ -214,7 +217,7 @@ def twofactor_setup(request):
         return redirect("security")
     device = twofactor.pending_device(request)
     form = CodeForm(request.POST or None)
-    form.fields["code"].help_text = "The 6-digit code your app shows now."
+    form.fields["code"].help_text = _("The 6-digit code your app shows now.")
     if request.method == "POST" and form.is_valid():
         codes = twofactor.confirm_enrolment(request, device, form.cleaned_data["code"])
         if codes is not None:
@@ -255,10 +258,10 @@ def recovery_codes_renew(request):
 @sudo_required
 def twofactor_remove(request):
     if twofactor.two_factor_required(request, request.user):
-        messages.error(request, "Your workspace requires two-factor authentication.")
+        messages.error(request, _("Your workspace requires two-factor authentication."))
     else:
         twofactor.remove_two_factor(request, request.user)
-        messages.success(request, "Two-factor authentication is off.")
+        messages.success(request, _("Two-factor authentication is off."))
     return redirect("security")
 
 
@@ -336,9 +339,9 @@ def password_change(request):
         secret_was_right(request)
         actions.change_password(request, request.user, form.cleaned_data["new_password1"])
         mark_authenticated(request)
-        messages.success(request, "Password changed. Your other sessions were ended.")
+        messages.success(request, _("Password changed. Your other sessions were ended."))
         return redirect("security")
-    return render(request, "web/form_page.html", {"form": form, "title": "Change password"})
+    return render(request, "web/form_page.html", {"form": form, "title": _("Change password")})
 
 
 @never_cache
@@ -351,9 +354,9 @@ def email_change(request):
         except actions.ActionRefused as exc:
             form.add_error("email", str(exc))
         else:
-            messages.success(request, "E-mail address changed.")
+            messages.success(request, _("E-mail address changed."))
             return redirect("security")
-    return render(request, "web/form_page.html", {"form": form, "title": "Change e-mail"})
+    return render(request, "web/form_page.html", {"form": form, "title": _("Change e-mail")})
 
 
 @require_POST
@@ -363,7 +366,7 @@ def session_end(request, session_id: int):
     record("session.revoked", request=request, target=request.user.get_username())
     if session.session_key == request.session.session_key:
         return redirect("login")
-    messages.success(request, "Session ended.")
+    messages.success(request, _("Session ended."))
     return redirect("security")
 
 
@@ -371,7 +374,11 @@ def session_end(request, session_id: int):
 def sessions_end_others(request):
     ended = end_other_sessions(request.user, keep=request.session.session_key)
     record("session.revoked", request=request, target=request.user.get_username(), count=ended)
-    messages.success(request, f"{ended} other session(s) ended.")
+    messages.success(
+        request,
+        ngettext("%(count)s other session ended.", "%(count)s other sessions ended.", ended)
+        % {"count": ended},
+    )
     return redirect("security")
 
 
@@ -469,9 +476,9 @@ def user_invite(request):
         except actions.ActionRefused as exc:
             form.add_error("email", str(exc))
         else:
-            messages.success(request, f"Invitation sent to {user.email}.")
+            messages.success(request, _("Invitation sent to %(email)s.") % {"email": user.email})
             return redirect("users")
-    return render(request, "web/form_page.html", {"form": form, "title": "Invite a user"})
+    return render(request, "web/form_page.html", {"form": form, "title": _("Invite a user")})
 
 
 @permission_required("accounts.manage_users", raise_exception=True)
@@ -493,7 +500,7 @@ def user_edit(request, user_id: int):
         except actions.ActionRefused as exc:
             form.add_error(None, str(exc))
         else:
-            messages.success(request, f"{person.username} updated.")
+            messages.success(request, _("%(name)s updated.") % {"name": person.username})
             return redirect("users")
     return render(request, "accounts/user_edit.html", {"form": form, "person": person})
 
@@ -505,7 +512,7 @@ def user_unlock(request, user_id: int):
     for name in {person.username, person.email}:
         if name:
             actions.unlock(request, name)
-    messages.success(request, f"{person.username} can sign in again.")
+    messages.success(request, _("%(name)s can sign in again.") % {"name": person.username})
     return redirect("users")
 
 
@@ -519,7 +526,7 @@ def roles(request):
 def role_edit(request, role_id: int | None = None):
     role = get_object_or_404(Group, pk=role_id) if role_id else None
     if role is not None and role.name in BUILTIN_ROLES:
-        messages.error(request, "Built-in roles cannot be changed; create a custom role.")
+        messages.error(request, _("Built-in roles cannot be changed; create a custom role."))
         return redirect("roles")
     form = RoleForm(request.POST or None, instance=role, actor=request.user)
     if request.method == "POST" and form.is_valid():
@@ -528,7 +535,7 @@ def role_edit(request, role_id: int | None = None):
         except actions.ActionRefused as exc:
             form.add_error(None, str(exc))
         else:
-            messages.success(request, "Role saved.")
+            messages.success(request, _("Role saved."))
             return redirect("roles")
     title = f"Role {role.name}" if role else "New role"
     return render(request, "web/form_page.html", {"form": form, "title": title})
@@ -539,9 +546,9 @@ def policy(request):
     form = PolicyForm(request.POST or None, instance=SecurityPolicy.current())
     if request.method == "POST" and form.is_valid():
         actions.save_policy(request, form)
-        messages.success(request, "Security policy saved.")
+        messages.success(request, _("Security policy saved."))
         return redirect("policy")
-    return render(request, "web/form_page.html", {"form": form, "title": "Security policy"})
+    return render(request, "web/form_page.html", {"form": form, "title": _("Security policy")})
 
 
 # --- sign-in methods (S7) ------------------------------------------------------------------
@@ -603,7 +610,7 @@ def signin_method_save(request, kind: str):
     if not form.is_valid():
         return _signin_methods_page(request, forms={kind: form}, status=400)
     actions.save_sign_in_method(request, kind, form)
-    messages.success(request, "Settings saved. Try them with a user before switching on.")
+    messages.success(request, _("Settings saved. Try them with a user before switching on."))
     return redirect("signin-methods")
 
 
@@ -617,8 +624,13 @@ def signin_method_switch(request, kind: str):
     except actions.ActionRefused as exc:
         messages.error(request, str(exc))
     else:
-        name = "Directory" if kind == "directory" else "Identity provider"
-        messages.success(request, f"{name} sign-in is {'on' if on else 'off'}.")
+        done = {
+            ("directory", True): _("Directory sign-in is on."),
+            ("directory", False): _("Directory sign-in is off."),
+            ("oidc", True): _("Identity provider sign-in is on."),
+            ("oidc", False): _("Identity provider sign-in is off."),
+        }
+        messages.success(request, done["directory" if kind == "directory" else "oidc", on])
     return redirect("signin-methods")
 
 
@@ -629,7 +641,7 @@ def signin_method_switch(request, kind: str):
 def directory_try(request):
     config = DirectoryConfig.current()
     if config is None:
-        messages.error(request, "Fill in the settings first.")
+        messages.error(request, _("Fill in the settings first."))
         return redirect("signin-methods")
     form = DirectoryTryForm(request.POST)
     if not form.is_valid():
@@ -663,9 +675,9 @@ def break_glass(request):
     else:
         messages.success(
             request,
-            "You keep your local password as break-glass access."
+            _("You keep your local password as break-glass access.")
             if keep
-            else "You gave up break-glass access.",
+            else _("You gave up break-glass access."),
         )
     return redirect("signin-methods")
 
@@ -733,5 +745,5 @@ def api_keys(request):
 @sudo_required
 def api_key_revoke(request, key_id: int):
     revoke_key(request, get_object_or_404(ApiKey, pk=key_id, user=request.user))
-    messages.success(request, "API key revoked.")
+    messages.success(request, _("API key revoked."))
     return redirect("api-keys")

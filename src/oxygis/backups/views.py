@@ -14,10 +14,12 @@ from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from oxygis.accounts.sudo import recently_authenticated, sudo_required
 from oxygis.audit.events import record
+from oxygis.core.i18n import format_datetime
 from oxygis.tenancy.hosts import site_url, tenant_host
 
 from .errors import BackupError
@@ -76,7 +78,10 @@ def restore_side_by_side(request, backup_id):
     )
     messages.success(
         request,
-        f"Restore of the backup of {backup.started_at:%Y-%m-%d %H:%M} UTC started. It appears "
-        "below as a new workspace when done; your current data is not touched.",
+        _(
+            "Restore of the backup of %(when)s started. It appears below as a new workspace "
+            "when done; your current data is not touched."
+        )
+        % {"when": format_datetime(backup.started_at, "short")},
     )
     return redirect("backups")

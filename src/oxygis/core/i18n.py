@@ -67,8 +67,10 @@ def format_percent(value) -> str:
     """A rate given in percent (20, 5.5): "20 %" in French, "20%" in English."""
     if value is None or value == "":
         return ""
+    # The locale's own pattern (French puts a no-break space before %), with the rate's
+    # own decimals: 5.50 -> "5,5 %", 20 -> "20 %".
     return numbers.format_percent(
-        Decimal(value) / 100, format="#,##0.##%", locale=locale(), decimal_quantization=False
+        Decimal(value).normalize() / 100, locale=locale(), decimal_quantization=False
     )
 
 
@@ -87,7 +89,9 @@ def format_datetime(value: datetime | None, format: str = "medium") -> str:
         return ""
     if timezone.is_aware(value):
         value = timezone.localtime(value)
-    short = dates.format_datetime(value, format="short" if format == "short" else format, locale=locale())
+    short = dates.format_datetime(
+        value, format="short" if format == "short" else format, locale=locale()
+    )
     return f"{short} {value.tzname() or ''}".strip()
 
 

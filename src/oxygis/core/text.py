@@ -11,11 +11,12 @@ from __future__ import annotations
 import re
 
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
 
 # C0 and C1 controls (line feed, carriage return, tab, NUL, escape...) and the Unicode
 # line and paragraph separators.
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-SINGLE_LINE_MESSAGE = "Use a single line of text, without line breaks or control characters."
+SINGLE_LINE_MESSAGE = _("Use a single line of text, without line breaks or control characters.")
 
 
 def validate_single_line(value) -> None:

@@ -41,9 +41,25 @@ def _seed_sales(User) -> None:
 
     from oxygis.access.actors import system
     from oxygis.sales import services
-    from oxygis.sales.models import Contact, Product
+    from oxygis.sales.models import Company, Contact, Product, Tax
 
     with system(reason="demo data for a new demo tenant"):
+        Company.objects.update_or_create(
+            pk=1,
+            defaults={
+                "legal_name": "Démo Mobilier SAS",
+                "street": "12 rue de la Paix",
+                "postcode": "75002",
+                "city": "Paris",
+                "siren": "732829320",
+                "siret": "73282932000074",
+                "vat_number": "FR44732829320",
+                "legal_form": "SAS au capital de 10 000 €, RCS Paris",
+                "payment_terms": "30 jours fin de mois, par virement",
+            },
+        )
+        standard = Tax.objects.get(rate=Decimal("20.00"), included=False)
+        reduced = Tax.objects.get(rate=Decimal("5.50"), included=False)
         acme = Contact.objects.create(
             name="Acme Industries", email="buyer@acme.example", city="Brussels", country="BE"
         )
@@ -54,16 +70,13 @@ def _seed_sales(User) -> None:
             name="Globex SA", email="orders@globex.example", city="Lille", country="FR"
         )
         desk = Product.objects.create(
-            name="Standing desk", sku="DESK-01", unit_price=Decimal("449.00")
+            name="Standing desk", sku="DESK-01", unit_price=Decimal("449.00"), tax=standard
         )
         chair = Product.objects.create(
-            name="Ergonomic chair", sku="CHAIR-02", unit_price=Decimal("289.50")
+            name="Ergonomic chair", sku="CHAIR-02", unit_price=Decimal("289.50"), tax=standard
         )
         setup = Product.objects.create(
-            name="Installation (hour)",
-            sku="SRV-INST",
-            unit_price=Decimal("65.00"),
-            tax_rate=Decimal("21.00"),
+            name="Installation (hour)", sku="SRV-INST", unit_price=Decimal("65.00"), tax=reduced
         )
         sam, maria = User.objects.get(username="sam"), User.objects.get(username="maria")
         for customer, seller, items in [
@@ -75,7 +88,7 @@ def _seed_sales(User) -> None:
                 customer=customer,
                 salesperson=seller,
                 lines=[
-                    services.LineInput(p.name, Decimal(q), p.unit_price, p.tax_rate, p)
+                    services.LineInput(p.name, Decimal(q), p.unit_price, product=p)
                     for p, q in items
                 ],
             )

@@ -27,6 +27,7 @@ from django.core import signing
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from oxygis.access.actors import StaffActor
 from oxygis.audit.events import Named, record
@@ -112,14 +113,14 @@ def request_grant(member: StaffMember, ticket: Ticket, *, scope: str, minutes: i
     if ticket.is_closed:
         raise StaffError(f"ticket #{ticket.pk} is closed")
     if ticket.tenant is None:
-        raise StaffError("this report came from outside: there is no workspace to enter")
+        raise StaffError(_("this report came from outside: there is no workspace to enter"))
     if scope not in (AccessGrant.READ, AccessGrant.WRITE):
-        raise StaffError("the scope is read or write")
+        raise StaffError(_("the scope is read or write"))
     if not 5 <= int(minutes) <= AccessGrant.MAX_MINUTES:
-        raise StaffError("a grant lasts from 5 minutes to 4 hours")
+        raise StaffError(_("a grant lasts from 5 minutes to 4 hours"))
     reason = " ".join((reason or "").split())
     if not reason:
-        raise StaffError("say why you need access (the customer reads it)")
+        raise StaffError(_("say why you need access (the customer reads it)"))
     policy = SupportPolicy.for_tenant(ticket.tenant)
     if policy == SupportPolicy.NEVER:
         raise StaffError(f"{ticket.tenant.name} does not allow staff access to its workspace")
@@ -205,7 +206,7 @@ def _activate(grant: AccessGrant, *, decided_by: str) -> bool:
 def approve(grant: AccessGrant, *, by, via: str = "instance") -> None:
     """A tenant administrator (``by``, a tenant user) lets the grant start now."""
     if not _activate(grant, decided_by=f"{by.get_username()} ({via})"):
-        raise StaffError("this request was already decided, or it lapsed")
+        raise StaffError(_("this request was already decided, or it lapsed"))
     _log_grant("support.grant_approved", grant, by=by, via=via)
     _tell_staff(grant, "approved")
 
@@ -215,7 +216,7 @@ def deny(grant: AccessGrant, *, by, via: str = "instance") -> None:
         state=AccessGrant.DENIED, decided_at=timezone.now(), decided_by=by.get_username()[:200]
     )
     if not done:
-        raise StaffError("this request was already decided")
+        raise StaffError(_("this request was already decided"))
     grant.refresh_from_db()
     _log_grant("support.grant_denied", grant, by=by, via=via)
     _tell_staff(grant, "denied")
@@ -232,7 +233,7 @@ def _end(grant: AccessGrant, state: str, *, by_label: str) -> bool:
 def revoke(grant: AccessGrant, *, by) -> None:
     """A tenant administrator ends a grant now: its sessions stop at their next request."""
     if not _end(grant, AccessGrant.REVOKED, by_label=by.get_username()):
-        raise StaffError("this grant has already ended")
+        raise StaffError(_("this grant has already ended"))
     _log_grant("support.grant_revoked", grant, by=by)
     _tell_staff(grant, "revoked")
 
@@ -324,9 +325,9 @@ def handoff_url(grant: AccessGrant, member: StaffMember) -> str:
     host for ``member``'s live grant. Only the grant's own staff member gets one."""
     require(member, "grants.request")
     if grant.staff_id != member.pk:
-        raise StaffError("this grant is another staff member's")
+        raise StaffError(_("this grant is another staff member's"))
     if live_grant(grant.pk, grant.tenant) is None:
-        raise StaffError("this grant is not active")
+        raise StaffError(_("this grant is not active"))
     nonce = secrets.token_urlsafe(32)
     handoff = SupportHandoff.objects.create(grant=grant, nonce_hash=_digest(nonce))
     token = signing.dumps({"h": handoff.pk, "n": nonce}, salt=HANDOFF_SALT)

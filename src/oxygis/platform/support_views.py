@@ -15,6 +15,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_not_required, permission_required
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
@@ -37,18 +38,18 @@ class TicketForm(forms.Form):
         choices=Ticket.PRIORITIES,
         coerce=int,
         initial=Ticket.NORMAL,
-        help_text="A security report is always urgent.",
+        help_text=_("A security report is always urgent."),
     )
-    body = forms.CharField(label="Message", widget=forms.Textarea, max_length=20000)
+    body = forms.CharField(label=_("Message"), widget=forms.Textarea, max_length=20000)
 
 
 class ReplyForm(forms.Form):
-    body = forms.CharField(label="Your answer", widget=forms.Textarea, max_length=20000)
+    body = forms.CharField(label=_("Your answer"), widget=forms.Textarea, max_length=20000)
 
 
 class PolicyForm(forms.Form):
     staff_access = forms.ChoiceField(
-        label="Oxygis staff access to this workspace",
+        label=_("Oxygis staff access to this workspace"),
         choices=SupportPolicy.CHOICES,
         widget=forms.RadioSelect,
     )
@@ -92,7 +93,7 @@ def support(request):
                 before=current,
                 after=chosen,
             )
-            messages.success(request, "Staff access policy saved.")
+            messages.success(request, _("Staff access policy saved."))
         return redirect("support")
     context = {
         "tickets": Ticket.objects.filter(tenant_id=tenant.pk).order_by("-updated_at")[:100],
@@ -115,10 +116,12 @@ def ticket_new(request):
         except StaffError as exc:
             form.add_error(None, str(exc))
         else:
-            messages.success(request, f"Ticket #{ticket.pk} sent to Oxygis support.")
+            messages.success(
+                request, _("Ticket #%(number)s sent to Oxygis support.") % {"number": ticket.pk}
+            )
             return redirect("support-ticket", ticket_id=ticket.pk)
     return render(
-        request, "web/form_page.html", {"form": form, "title": "Ask Oxygis support for help"}
+        request, "web/form_page.html", {"form": form, "title": _("Ask Oxygis support for help")}
     )
 
 
@@ -132,7 +135,7 @@ def ticket(request, ticket_id):
         except StaffError as exc:
             form.add_error(None, str(exc))
         else:
-            messages.success(request, "Your answer was sent to Oxygis support.")
+            messages.success(request, _("Your answer was sent to Oxygis support."))
             return redirect("support-ticket", ticket_id=item.pk)
     context = {
         "ticket": item,
@@ -197,7 +200,10 @@ def grant_email_decision(request, token):
         except StaffError as exc:
             messages.error(request, str(exc))
         else:
-            messages.success(request, f"Staff access {decision}d.")
+            messages.success(
+                request,
+                _("Staff access approved.") if decision == "approve" else _("Staff access denied."),
+            )
         grant.refresh_from_db()
     return render(request, "platform/grant_email_decision.html", {"grant": grant, "admin": admin})
 

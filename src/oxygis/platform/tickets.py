@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from oxygis.tenancy.context import CATALOG, using_database
 
@@ -29,9 +30,9 @@ NOTIFIED_ROLES = {
 def _clean_body(body: str) -> str:
     body = (body or "").strip()
     if not body:
-        raise StaffError("write a message")
+        raise StaffError(_("write a message"))
     if len(body) > 20000:
-        raise StaffError("a message holds at most 20,000 characters")
+        raise StaffError(_("a message holds at most 20,000 characters"))
     return body
 
 
@@ -114,13 +115,13 @@ def open_ticket(*, tenant, user, subject: str, body: str, category: str, priorit
     """A tenant administrator (``user``, of ``tenant``) asks for help."""
     subject = " ".join((subject or "").split())
     if not subject:
-        raise StaffError("give the ticket a subject")
+        raise StaffError(_("give the ticket a subject"))
     body = _clean_body(body)
     if category not in dict(Ticket.CATEGORIES):
-        raise StaffError("unknown category")
+        raise StaffError(_("unknown category"))
     priority = Ticket.URGENT if category == Ticket.SECURITY else int(priority)
     if priority not in dict(Ticket.PRIORITIES):
-        raise StaffError("unknown priority")
+        raise StaffError(_("unknown priority"))
     name = user.get_full_name() or user.get_username()
     with transaction.atomic(using=CATALOG):
         ticket = Ticket.objects.create(
@@ -153,7 +154,7 @@ def open_ticket(*, tenant, user, subject: str, body: str, category: str, priorit
 
 def customer_reply(ticket: Ticket, *, user, body: str) -> TicketMessage:
     if ticket.is_closed:
-        raise StaffError("this ticket is closed: open a new one")
+        raise StaffError(_("this ticket is closed: open a new one"))
     body = _clean_body(body)
     name = user.get_full_name() or user.get_username()
     with transaction.atomic(using=CATALOG):
@@ -170,7 +171,7 @@ def customer_reply(ticket: Ticket, *, user, body: str) -> TicketMessage:
 def staff_reply(ticket: Ticket, *, member: StaffMember, body: str) -> TicketMessage:
     require(member, "tickets.answer")
     if ticket.is_closed:
-        raise StaffError("this ticket is closed")
+        raise StaffError(_("this ticket is closed"))
     body = _clean_body(body)
     with transaction.atomic(using=CATALOG):
         message = TicketMessage.objects.create(
@@ -198,7 +199,7 @@ def close_ticket(ticket: Ticket, *, by) -> None:
         .update(state=Ticket.CLOSED, closed_at=timezone.now(), updated_at=timezone.now())
     )
     if not done:
-        raise StaffError("this ticket is already closed")
+        raise StaffError(_("this ticket is already closed"))
     ticket.refresh_from_db()
     end_grants_of_ticket(ticket, by=by)
     _log("support.ticket_closed", ticket, by=by)

@@ -35,9 +35,7 @@ class OrderLink(models.Model):
     revision_sent = models.PositiveIntegerField(null=True, editable=False)
     answer_revision = models.PositiveIntegerField(null=True, editable=False)
     answer_digest = models.CharField(max_length=64, blank=True, editable=False)
-    answer_untaxed = models.DecimalField(
-        max_digits=14, decimal_places=2, null=True, editable=False
-    )
+    answer_untaxed = models.DecimalField(max_digits=14, decimal_places=2, null=True, editable=False)
     answer_tax = models.DecimalField(max_digits=14, decimal_places=2, null=True, editable=False)
     answer_total = models.DecimalField(max_digits=14, decimal_places=2, null=True, editable=False)
     answer_currency = models.CharField(max_length=3, blank=True, editable=False)

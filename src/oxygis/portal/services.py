@@ -71,10 +71,7 @@ def send_order(request, order: Order) -> OrderLink:
         limiter.take(limiter.ORDER_MAILS, f"{request.tenant.id.hex}:{order.pk}")
     except limiter.RateLimited as exc:
         raise ValidationError(
-            _(
-                "%(number)s was sent too often in the last hour: try again in "
-                "%(minutes)s minutes."
-            )
+            _("%(number)s was sent too often in the last hour: try again in %(minutes)s minutes.")
             % {"number": order.number, "minutes": exc.retry_after // 60 + 1}
         ) from None
     document = current_document(order)  # the PDF attached is the revision sent
@@ -106,7 +103,9 @@ def send_order(request, order: Order) -> OrderLink:
             % {"number": order.number, "company": request.tenant.name},
             "portal/email/order",
             {"order": order, "url": url, "tenant": request.tenant, "link": link},
-            attachments=[(filename(document, order.number), bytes(document.pdf), "application/pdf")],
+            attachments=[
+                (filename(document, order.number), bytes(document.pdf), "application/pdf")
+            ],
         )
     record(
         "portal.sent",
@@ -122,9 +121,9 @@ def send_order(request, order: Order) -> OrderLink:
 def _revoke(links, now) -> int:
     """Revoke ``links`` (a queryset), noting each in the catalog for later restores."""
     live = list(links.filter(revoked_at__isnull=True).values_list("pk", "token_digest"))
-    for _, digest in live:
+    for _pk, digest in live:
         note_revoked(CredentialEvent.LINK_REVOKED, digest)
-    return OrderLink.objects.filter(pk__in=[pk for pk, _ in live]).update(revoked_at=now)
+    return OrderLink.objects.filter(pk__in=[pk for pk, _digest in live]).update(revoked_at=now)
 
 
 def revoke_links(request, order: Order) -> int:

@@ -38,9 +38,7 @@ def check_siret(value: str) -> str:
 
 
 def check_vat_number(value: str) -> str:
-    return _checked(
-        vat, value, _("This is not a valid EU VAT number (e.g. FR44732829320).")
-    )
+    return _checked(vat, value, _("This is not a valid EU VAT number (e.g. FR44732829320)."))
 
 
 def clean_logo(upload) -> bytes:

@@ -87,9 +87,12 @@ def current_document(order: Order) -> QuotationDocument:
         revision = order.revision
         pdf = render_quotation(order, company, language)
         with transaction.atomic(using=QuotationDocument.objects.db):
-            now = Order.objects.select_for_update().filter(pk=order.pk).values_list(
-                "revision", flat=True
-            ).first()
+            now = (
+                Order.objects.select_for_update()
+                .filter(pk=order.pk)
+                .values_list("revision", flat=True)
+                .first()
+            )
             if now != revision:
                 continue  # changed while we wrote it: this PDF shows an old revision
             try:

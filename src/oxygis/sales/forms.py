@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.utils.text import format_lazy
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -146,9 +147,12 @@ class CompanyForm(forms.ModelForm):
     logo_upload = forms.FileField(
         label=gettext_lazy("Logo"),
         required=False,
-        help_text=gettext_lazy("PNG, JPEG, GIF or WebP, at most %(size)s KB.")
-        % {"size": LOGO_MAX_BYTES // 1024},
-        widget=forms.ClearableFileInput(attrs={"accept": "image/png,image/jpeg,image/gif,image/webp"}),
+        help_text=format_lazy(
+            gettext_lazy("PNG, JPEG, GIF or WebP, at most {} KB."), LOGO_MAX_BYTES // 1024
+        ),
+        widget=forms.ClearableFileInput(
+            attrs={"accept": "image/png,image/jpeg,image/gif,image/webp"}
+        ),
     )
     remove_logo = forms.BooleanField(label=gettext_lazy("Remove the logo"), required=False)
 

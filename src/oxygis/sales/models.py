@@ -55,7 +55,11 @@ def check_fits(instance, *names: str) -> None:
                     "Oxygis keeps (%(largest)s): use smaller quantities or prices, or split it."
                 ),
                 code="amount_too_large",
-                params={"field": field.verbose_name, "value": f"{value:,}", "largest": f"{largest:,}"},
+                params={
+                    "field": field.verbose_name,
+                    "value": f"{value:,}",
+                    "largest": f"{largest:,}",
+                },
             )
 
 
@@ -167,7 +171,9 @@ class Tax(AccessControlledModel):
     """A rate of the tenant's tax table. Lines keep a copy of its name and rate, so that
     changing the table later never changes an order already written."""
 
-    name = models.CharField(_("name"), max_length=60, unique=True, validators=[validate_single_line])
+    name = models.CharField(
+        _("name"), max_length=60, unique=True, validators=[validate_single_line]
+    )
     rate = models.DecimalField(_("rate (%)"), max_digits=5, decimal_places=2, validators=TAX_RATE)
     included = models.BooleanField(
         _("included in prices"),
@@ -187,14 +193,17 @@ class Tax(AccessControlledModel):
 
 class Product(AccessControlledModel):
     name = models.CharField(_("name"), max_length=200, validators=[validate_single_line])
-    sku = models.CharField(
-        _("SKU"), max_length=64, unique=True, validators=[validate_single_line]
-    )
+    sku = models.CharField(_("SKU"), max_length=64, unique=True, validators=[validate_single_line])
     unit_price = models.DecimalField(
         _("unit price"), max_digits=12, decimal_places=2, validators=[MinValueValidator(ZERO)]
     )
     tax = models.ForeignKey(
-        Tax, null=True, blank=True, on_delete=models.PROTECT, related_name="+", verbose_name=_("tax")
+        Tax,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("tax"),
     )
     # The tax's rate, kept beside it (the API reads and writes the rate).
     tax_rate = models.DecimalField(
@@ -340,9 +349,10 @@ class Order(AccessControlledModel):
     def editable(self) -> bool:
         return self.state in self.EDITABLE_STATES
 
-    def compute_totals(self) -> None:
+    def compute_totals(self, lines=None) -> None:
+        """The order's amounts: the sums of its lines' (each rounded once, per line)."""
         untaxed = tax = ZERO
-        for line in self.lines.all():
+        for line in self.lines.all() if lines is None else lines:
             untaxed += line.subtotal
             tax += line.tax_amount
         self.amount_untaxed, self.amount_tax = money(untaxed), money(tax)
@@ -357,8 +367,13 @@ class Order(AccessControlledModel):
             key = (line.tax_name, line.tax_rate, line.tax_included)
             group = groups.setdefault(
                 key,
-                {"name": line.tax_name, "rate": line.tax_rate, "included": line.tax_included,
-                 "base": ZERO, "tax": ZERO},
+                {
+                    "name": line.tax_name,
+                    "rate": line.tax_rate,
+                    "included": line.tax_included,
+                    "base": ZERO,
+                    "tax": ZERO,
+                },
             )
             group["base"] += line.subtotal
             group["tax"] += line.tax_amount
@@ -387,12 +402,21 @@ class OrderLine(AccessControlledModel):
         _("discount (%)"), max_digits=5, decimal_places=2, default=ZERO, validators=PERCENT
     )
     tax = models.ForeignKey(
-        Tax, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("tax")
+        Tax,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("tax"),
     )
     # A copy of the tax as it was when the line was written (the table may change later).
     tax_name = models.CharField(max_length=60, blank=True, editable=False)
     tax_rate = models.DecimalField(
-        _("tax rate (%)"), max_digits=5, decimal_places=2, default=STANDARD_RATE, validators=TAX_RATE
+        _("tax rate (%)"),
+        max_digits=5,
+        decimal_places=2,
+        default=STANDARD_RATE,
+        validators=TAX_RATE,
     )
     tax_included = models.BooleanField(default=False, editable=False)
     subtotal = models.DecimalField(
@@ -484,14 +508,22 @@ class Company(models.Model):
     postcode = models.CharField(
         _("postcode"), max_length=20, blank=True, validators=[validate_single_line]
     )
-    city = models.CharField(_("city"), max_length=100, blank=True, validators=[validate_single_line])
+    city = models.CharField(
+        _("city"), max_length=100, blank=True, validators=[validate_single_line]
+    )
     country = models.CharField(
         _("country"), max_length=2, default="FR", validators=[validate_single_line, COUNTRY_CODE]
     )
-    phone = models.CharField(_("phone"), max_length=50, blank=True, validators=[validate_single_line])
+    phone = models.CharField(
+        _("phone"), max_length=50, blank=True, validators=[validate_single_line]
+    )
     email = models.EmailField(_("e-mail"), blank=True)
-    siren = models.CharField(_("SIREN"), max_length=11, blank=True, validators=[validate_single_line])
-    siret = models.CharField(_("SIRET"), max_length=17, blank=True, validators=[validate_single_line])
+    siren = models.CharField(
+        _("SIREN"), max_length=11, blank=True, validators=[validate_single_line]
+    )
+    siret = models.CharField(
+        _("SIRET"), max_length=17, blank=True, validators=[validate_single_line]
+    )
     vat_number = models.CharField(
         _("VAT number"), max_length=20, blank=True, validators=[validate_single_line]
     )
@@ -547,7 +579,7 @@ class Company(models.Model):
         return self.legal_name or "company"
 
     @classmethod
-    def current(cls) -> "Company":
+    def current(cls) -> Company:
         """The stored details, or the defaults (unsaved: reading never writes)."""
         return cls.objects.filter(pk=1).first() or cls(pk=1)
 
