@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: serve test test-sqlite test-postgresql lint format lock bench clean audit
+.PHONY: serve test test-sqlite test-postgresql lint format lock bench clean audit messages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,13 @@ $(MESSAGES): src/oxygis/locale/fr/LC_MESSAGES/django.po | $(VENV)/.base
 	$(BIN)/pybabel -q compile -d src/oxygis/locale -D django
 	touch $@
 
+# After marking new strings: extract them into the French catalog, then translate the
+# entries left empty (tests/web/test_i18n.py fails until none is).
+messages: $(VENV)/.base
+	scripts/ensure-gettext
+	cd src/oxygis && ../../$(BIN)/oxygis makemessages --locale=fr --add-location=file \
+		--ignore="migrations/*" --ignore="*/console/*"
+
 serve: $(VENV)/.base $(MESSAGES)
 	scripts/ensure-pdf-libs
 	$(BIN)/oxygis serve $(SERVE_ARGS)
@@ -41,6 +48,7 @@ format: $(VENV)/.test
 
 test-sqlite: $(VENV)/.test $(MESSAGES)
 	scripts/ensure-pdf-libs
+	scripts/ensure-gettext
 	scripts/ensure-slapd
 	scripts/ensure-oidc-provider
 	scripts/ensure-chromium
@@ -50,6 +58,7 @@ test-sqlite: $(VENV)/.test $(MESSAGES)
 
 test-postgresql: $(VENV)/.test $(MESSAGES)
 	scripts/ensure-pdf-libs
+	scripts/ensure-gettext
 	scripts/ensure-postgres
 	scripts/ensure-pgbouncer
 	scripts/ensure-pgbackrest

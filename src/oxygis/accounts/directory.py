@@ -57,8 +57,7 @@ def normalize_dn(dn: str) -> str:
     """A DN in one spelling, to compare: 'CN=Sales, OU=Groups' is 'cn=sales,ou=groups'."""
     try:
         return ",".join(
-            f"{attr.strip().lower()}={value.strip().lower()}"
-            for attr, value, _separator in parse_dn(dn)
+            f"{attr.strip().lower()}={value.strip().lower()}" for attr, value, _sep in parse_dn(dn)
         )
     except LDAPException as exc:
         raise ValueError(_("%(dn)r is not a DN") % {"dn": dn}) from exc
@@ -84,7 +83,7 @@ def check_url(url: str) -> tuple[str, int, bool]:
 
 
 def bind_password(config: DirectoryConfig) -> str:
-    return open_secret(config.bind_password_sealed, "service account's password", DirectoryError)
+    return open_secret(config.bind_password_sealed, _("service account's password"), DirectoryError)
 
 
 def set_bind_password(config: DirectoryConfig, password: str) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from oxygis.audit.events import record
 from oxygis.tenancy.credentials import note_revoked
@@ -17,12 +18,16 @@ from oxygis.tenancy.sealing import SealError, unseal
 def open_secret(sealed: str, what: str, error: type[Exception]) -> str:
     """The clear text of a sealed setting, or ``error`` saying what to do."""
     if not sealed:
-        raise error(f"no {what} is set")
+        raise error(_("no %(what)s is set") % {"what": what})
     try:
         return unseal(sealed)
     except SealError:
         raise error(
-            f"the {what} cannot be opened here (the service's secret key changed): enter it again"
+            _(
+                "the %(what)s cannot be opened here (the service's secret key changed): "
+                "enter it again"
+            )
+            % {"what": what}
         ) from None
 
 

@@ -205,7 +205,10 @@ class AuditFilterForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["action"].choices = [("", "Any"), *sorted(ACTIONS.items(), key=lambda i: i[1])]
+        self.fields["action"].choices = [
+            ("", _("Any")),
+            *sorted(ACTIONS.items(), key=lambda i: str(i[1])),
+        ]
 
     def filtered(self, events):
         if not self.is_bound or not self.is_valid():

@@ -98,7 +98,7 @@ def _resolves_to(host: str, test) -> bool:
 
 
 def client_secret(config: OpenIDConfig) -> str:
-    return open_secret(config.client_secret_sealed, "client secret", OpenIDError)
+    return open_secret(config.client_secret_sealed, _("client secret"), OpenIDError)
 
 
 def set_client_secret(config: OpenIDConfig, secret: str) -> None:

@@ -26,8 +26,8 @@ from oxygis.audit.events import record
 from oxygis.core import limiter
 from oxygis.core.mail import send_templated
 from oxygis.sales import services as sales
-from oxygis.sales.documents import current_document, document_language, filename
-from oxygis.sales.models import IllegalTransition, Order, QuotationDocument
+from oxygis.sales.documents import current_document, filename
+from oxygis.sales.models import Company, IllegalTransition, Order, QuotationDocument
 from oxygis.sales.signals import order_cancelled, order_customer_changed
 from oxygis.tenancy.credentials import note_revoked, signing_salt
 from oxygis.tenancy.hosts import site_url
@@ -262,7 +262,8 @@ def answer(
     )
     seller = order.salesperson
     if seller.email:
-        with translation.override(seller.language or document_language(order)):
+        company = Company.current()
+        with translation.override(seller.language or company.language or "en"):
             subject = (
                 _("%(number)s confirmed by %(customer)s")
                 if confirm

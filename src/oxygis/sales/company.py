@@ -62,6 +62,8 @@ def clean_logo(upload) -> bytes:
             image.thumbnail(LOGO_BOX)
             out = io.BytesIO()
             image.save(out, format="PNG", optimize=True)  # no metadata is copied
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+    except Image.DecompressionBombError:  # refused by Pillow from the header alone
+        raise ValidationError(_("The logo has too many pixels.")) from None
+    except (UnidentifiedImageError, OSError, ValueError):
         raise ValidationError(_("This file is not an image that can be read.")) from None
     return out.getvalue()

@@ -27,6 +27,11 @@ def company_of(request):
 
 def preferences(request) -> tuple[str, str]:
     user = getattr(request, "user", None)
+    if getattr(request, "is_console", False):
+        # The platform console is for Oxygis staff, in English (their working language);
+        # times in the staff member's zone, else UTC.
+        zone = valid_zone(getattr(user, "time_zone", "")) if user is not None else None
+        return "en", zone or "UTC"
     own_language = own_zone = None
     if user is not None and user.is_authenticated:
         own_language = supported(getattr(user, "language", ""))
