@@ -75,8 +75,15 @@ def test_totals_are_the_sums_of_the_lines_for_any_rates_and_discounts(rows):
 def test_every_workspace_starts_with_the_french_vat_rates(alpha, world):
     """A new tenant's tax table holds 20 %, 10 %, 5.5 %, 2.1 % and 0 %."""
     with tenant_context(world.tenant), system(reason="test: the tax table"):
-        rates = sorted(Tax.objects.values_list("rate", flat=True))
-    assert rates[:5] == [Decimal(r) for r in ("0.00", "2.10", "5.50", "10.00", "20.00")]
+        table = dict(Tax.objects.filter(included=False).values_list("name", "rate"))
+    for name, rate in [
+        ("TVA 20 %", "20.00"),
+        ("TVA 10 %", "10.00"),
+        ("TVA 5,5 %", "5.50"),
+        ("TVA 2,1 %", "2.10"),
+        ("TVA 0 %", "0.00"),
+    ]:
+        assert table[name] == Decimal(rate)
 
 
 def test_a_quotation_with_a_discount_and_mixed_rates(alpha, world):

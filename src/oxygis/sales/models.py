@@ -481,8 +481,8 @@ class QuotationDocument(models.Model):
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="documents")
     revision = models.PositiveIntegerField()
-    language = models.CharField(max_length=8)
-    sha256 = models.CharField(max_length=64)
+    language = models.CharField(max_length=8, validators=[validate_single_line])
+    sha256 = models.CharField(max_length=64, validators=[validate_single_line])
     pdf = models.BinaryField()
     created_at = models.DateTimeField(auto_now_add=True)
 

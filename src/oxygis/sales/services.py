@@ -49,6 +49,23 @@ def _next_number() -> str:
     return f"SO{number:05d}"
 
 
+def _lock(order: Order) -> None:
+    """Lock the order's row for the rest of the caller's transaction, and re-read what
+    other writers may have changed. Threat: lost updates. Two writers adding lines at
+    once would each add up the lines they can see and the last total would win, one
+    line short; locked first, the second waits, then sees the first's line."""
+    stored = (
+        Order.objects.select_for_update()
+        .filter(pk=order.pk)
+        .values("state", "revision")
+        .first()
+    )
+    if stored is not None:
+        order.state, order.revision = stored["state"], stored["revision"]
+    if not order.editable:
+        raise _not_editable(order)
+
+
 def _revise(order: Order) -> None:
     """S9: the order changed in a way its customer would see: a new revision.
 
@@ -85,6 +102,7 @@ def update_order(order: Order, **fields) -> Order:
     if not order.editable:
         raise _not_editable(order)
     with transaction.atomic(using=_db()):
+        _lock(order)
         previous_customer_id = order.customer_id
         changed = False
         for name, value in fields.items():
@@ -135,6 +153,7 @@ def save_line(order: Order, data, line: OrderLine | None = None) -> OrderLine:
     if not order.editable:
         raise _not_editable(order)
     with transaction.atomic(using=_db()):
+        _lock(order)
         line = _save_line(order, line or OrderLine(order=order), data)
         order.compute_totals()
         _revise(order)
@@ -146,6 +165,7 @@ def delete_line(order: Order, line: OrderLine) -> None:
     if not order.editable:
         raise _not_editable(order)
     with transaction.atomic(using=_db()):
+        _lock(order)
         line.delete()
         order.compute_totals()
         _revise(order)
