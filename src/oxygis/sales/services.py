@@ -55,10 +55,7 @@ def _lock(order: Order) -> None:
     once would each add up the lines they can see and the last total would win, one
     line short; locked first, the second waits, then sees the first's line."""
     stored = (
-        Order.objects.select_for_update()
-        .filter(pk=order.pk)
-        .values("state", "revision")
-        .first()
+        Order.objects.select_for_update().filter(pk=order.pk).values("state", "revision").first()
     )
     if stored is not None:
         order.state, order.revision = stored["state"], stored["revision"]
