@@ -130,7 +130,14 @@ def test_a_quotation_from_the_seller_to_the_customers_acceptance(browser, demo, 
         visit = customer.new_page()
         visit.goto(url)
         assert visit.locator("html").get_attribute("lang") == language
-        assert plain(visit.inner_text("#portal-total")) == words["total"]
+        assert plain(visit.inner_text("#amount-total")) == words["total"]
+        phone = visit.viewport_size
+        visit.set_viewport_size({"width": 390, "height": 844})
+        # On a phone the page does not scroll sideways and the total stays in view.
+        assert visit.evaluate("document.documentElement.scrollWidth") <= 390
+        box = visit.locator("#amount-total").bounding_box()
+        assert box is not None and box["x"] + box["width"] <= 390
+        visit.set_viewport_size(phone)
         with visit.expect_download() as download:
             visit.click(f"a:has-text('{words['download']}')")
         text = pdf_text(Path(download.value.path()).read_bytes())

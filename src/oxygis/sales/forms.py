@@ -120,6 +120,7 @@ class LineForm(forms.ModelForm):
         self.fields["description"].required = False
         self.fields["unit_price"].required = False
         self.fields["discount"].required = False
+        self.fields["discount"].initial = None  # blank: no discount
         _taxes(self.fields["tax"])
         # Blank means "the product's own tax" (or none without a product).
         self.fields["tax"].required = False
