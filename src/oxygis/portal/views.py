@@ -1,5 +1,7 @@
 """The customer's page: one order, reached by its signed link, with no account."""
 
+from functools import wraps
+
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
@@ -74,94 +76,97 @@ def _order_of(link):
     return None if gone else order
 
 
+def customer_link(view):
+    """Open the request's link, act as its customer (PortalActor: that one order), and
+    call ``view(request, link, order)``; every link that opens nothing gets the same 404."""
+
+    @wraps(view)
+    def opened(request):
+        link, response = _open(request)
+        if link is None:
+            return response
+        with acting_as(PortalActor(link.order_id)):
+            order = _order_of(link)
+            if order is None:
+                return _private(render(request, "404.html", status=404))
+            return view(request, link, order)
+
+    return opened
+
+
 # Anonymous by design (S9): the signed, unique, e-mailed link is the credential, and it
 # opens this one order only (PortalActor). Its no-referrer policy makes browsers post its
 # forms with "Origin: null": the CSRF token alone is checked (web/csrf.py).
 @login_not_required
 @csrf_token_only
 @never_cache
-def order_page(request):
-    link, response = _open(request)
-    if link is None:
-        return response
-    with acting_as(PortalActor(link.order_id)):
-        order = _order_of(link)
-        if order is None:
-            return _private(render(request, "404.html", status=404))
-        # The customer's page is in the customer's language (their contact's, else the
-        # company's), whoever opens it.
-        translation.activate(document_language(order))
-        request.LANGUAGE_CODE = translation.get_language()
+@customer_link
+def order_page(request, link, order):
+    # The customer's page is in the customer's language (their contact's, else the
+    # company's), whoever opens it.
+    translation.activate(document_language(order))
+    request.LANGUAGE_CODE = translation.get_language()
+    confirm_form, decline_form = ConfirmForm(), DeclineForm()
+    status, refused, stale = 200, None, False
+    if request.method == "POST" and not link.response:
+        action = request.POST.get("action")
+        form = None
+        if action == "confirm":
+            form = confirm_form = ConfirmForm(request.POST)
+        elif action == "decline":
+            form = decline_form = DeclineForm(request.POST)
+        seen = services.read_seen(link, request.POST.get("seen", ""))
+        problem = form is not None and services.refusal(link, order, confirm=action == "confirm")
+        if problem:
+            refused, status = problem, 409
+        elif form is not None and seen is None:
+            refused, status = _("This page is out of date: here it is again."), 409
+        elif form is not None and form.is_valid():
+            try:
+                services.answer(
+                    request,
+                    link,
+                    order,
+                    confirm=action == "confirm",
+                    seen=seen,
+                    name=form.cleaned_data.get("name", ""),
+                    reason=form.cleaned_data.get("reason", ""),
+                )
+            except services.StaleRevision as exc:
+                stale, refused, status = True, str(exc), 409
+            except services.PortalRefused as exc:
+                refused, status = str(exc), 409
+            link.refresh_from_db()
+            order.refresh_from_db()
+    document = current_document(order)
+    if stale:
+        refused = None  # the new revision is shown, with the forms to answer it
         confirm_form, decline_form = ConfirmForm(), DeclineForm()
-        status, refused, stale = 200, None, False
-        if request.method == "POST" and not link.response:
-            action = request.POST.get("action")
-            form = None
-            if action == "confirm":
-                form = confirm_form = ConfirmForm(request.POST)
-            elif action == "decline":
-                form = decline_form = DeclineForm(request.POST)
-            seen = services.read_seen(link, request.POST.get("seen", ""))
-            problem = form is not None and services.refusal(
-                link, order, confirm=action == "confirm"
-            )
-            if problem:
-                refused, status = problem, 409
-            elif form is not None and seen is None:
-                refused, status = _("This page is out of date: here it is again."), 409
-            elif form is not None and form.is_valid():
-                try:
-                    services.answer(
-                        request,
-                        link,
-                        order,
-                        confirm=action == "confirm",
-                        seen=seen,
-                        name=form.cleaned_data.get("name", ""),
-                        reason=form.cleaned_data.get("reason", ""),
-                    )
-                except services.StaleRevision as exc:
-                    stale, refused, status = True, str(exc), 409
-                except services.PortalRefused as exc:
-                    refused, status = str(exc), 409
-                link.refresh_from_db()
-                order.refresh_from_db()
-        document = current_document(order)
-        if stale:
-            refused = None  # the new revision is shown, with the forms to answer it
-            confirm_form, decline_form = ConfirmForm(), DeclineForm()
-        elif refused is None and not link.response:
-            refused = services.refusal(link, order, confirm=True)
-        context = {
-            "order": order,
-            "link": link,
-            "lines": list(order.lines.all()),
-            "breakdown": order.tax_breakdown(),
-            "signed": request.POST.get("t") or request.GET.get("t", ""),
-            "seen": services.seen_token(link, document),
-            "document": document,
-            "stale": stale,
-            "confirm_form": confirm_form,
-            "decline_form": decline_form,
-            "refused": refused,
-        }
-        return _private(render(request, "portal/order.html", context, status=status))
+    elif refused is None and not link.response:
+        refused = services.refusal(link, order, confirm=True)
+    context = {
+        "order": order,
+        "link": link,
+        "lines": list(order.lines.all()),
+        "breakdown": order.tax_breakdown(),
+        "signed": request.POST.get("t") or request.GET.get("t", ""),
+        "seen": services.seen_token(link, document),
+        "document": document,
+        "stale": stale,
+        "confirm_form": confirm_form,
+        "decline_form": decline_form,
+        "refused": refused,
+    }
+    return _private(render(request, "portal/order.html", context, status=status))
 
 
 @login_not_required
 @require_GET
 @never_cache
-def order_pdf(request):
+@customer_link
+def order_pdf(request, link, order):
     """The PDF of the revision the customer's page shows (the same link, the same 404)."""
-    link, response = _open(request)
-    if link is None:
-        return response
-    with acting_as(PortalActor(link.order_id)):
-        order = _order_of(link)
-        if order is None:
-            return _private(render(request, "404.html", status=404))
-        document = current_document(order)
-        return _private(pdf_response(document, order.number))
+    return _private(pdf_response(current_document(order), order.number))
 
 
 def pdf_response(document, number: str) -> HttpResponse:
