@@ -148,6 +148,7 @@ def test_a_quotation_from_the_seller_to_the_customers_acceptance(browser, demo, 
         page.fill("#id_description", "Option")
         page.fill("#id_quantity", "1")
         page.fill("#id_unit_price", "10")
+        page.select_option("#id_tax", label="TVA 20 %")
         page.click("#lines form[hx-post$='/lines/'] button[type=submit]")
         page.wait_for_selector("text=Option")
         visit.fill("#id_name", "Alice Martin")

@@ -10,7 +10,7 @@ from oxygis.sales import services
 from oxygis.sales.models import Contact, Order
 from oxygis.tenancy.databases import tenant_context
 from tests.sales.test_api import call, key_for  # noqa: F401 - key_for is a fixture
-from tests.sales.test_views import client_for
+from tests.sales.test_views import client_for, standard_tax
 
 HUGE_QUANTITY, HUGE_PRICE = "999999999.999", "9999999999.99"
 
@@ -46,7 +46,12 @@ def test_finding_8_amounts_beyond_storage_are_refused_before_writing(alpha, worl
     maria = client_for(alpha, "maria")
     form = maria.post(
         f"/sales/orders/{order_id}/lines/",
-        {"description": "Galaxy", "quantity": HUGE_QUANTITY, "unit_price": HUGE_PRICE},
+        {
+            "description": "Galaxy",
+            "quantity": HUGE_QUANTITY,
+            "unit_price": HUGE_PRICE,
+            "tax": standard_tax(world).pk,
+        },
         headers={"HX-Request": "true"},
     )
     assert form.status_code == 422 and "larger than the largest amount" in form.content.decode()

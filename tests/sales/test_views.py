@@ -75,7 +75,12 @@ def test_salesperson_edits_own_order_with_live_totals(alpha, world):
     assert page.status_code == 200 and 'hx-post="/sales/orders/' in page.content.decode()
     partial = sam.post(
         f"/sales/orders/{order_id}/lines/",
-        {"description": "Service", "quantity": "1.5", "unit_price": "10.01"},
+        {
+            "description": "Service",
+            "quantity": "1.5",
+            "unit_price": "10.01",
+            "tax": standard_tax(world).pk,
+        },
         headers={"HX-Request": "true"},
     )
     html = partial.content.decode()
@@ -99,7 +104,7 @@ def test_read_only_and_salesperson_limits_in_the_ui(alpha, world):
     rita = client_for(alpha, "rita")
     response = rita.post(
         f"/sales/orders/{world.orders['sam'][0]}/lines/",
-        {"description": "x", "quantity": "1", "unit_price": "1"},
+        {"description": "x", "quantity": "1", "unit_price": "1", "tax": standard_tax(world).pk},
     )
     assert response.status_code == 403
     sam = client_for(alpha, "sam")
@@ -212,10 +217,18 @@ def test_a_line_takes_the_products_own_tax_rate(alpha, world):
     sam = client_for(alpha, "sam")
     order_id = world.orders["sam"][0]
     assert (
-        '<option value="" selected>The product&#x27;s tax</option>'
+        '<option value="" selected>The product&#x27;s own tax</option>'
         in sam.get(f"/sales/orders/{order_id}/").content.decode()
     )  # the default choice
     sam.post(f"/sales/orders/{order_id}/lines/", {"product": book.pk, "quantity": "1"})
+    # A line without a product must name its tax: a forgotten one would bill 0 %.
+    free = sam.post(
+        f"/sales/orders/{order_id}/lines/",
+        {"description": "Consulting", "quantity": "1", "unit_price": "100"},
+        headers={"HX-Request": "true"},
+    )
+    assert free.status_code == 422
+    assert "Choose the tax of a line without a product." in free.content.decode()
     with tenant_context(world.tenant), system(reason="test: read the line"):
         line = Order.objects.get(pk=order_id).lines.get(product=book)
     assert line.tax_rate == Decimal("6.00") and line.unit_price == Decimal("20.00")

@@ -10,7 +10,7 @@ from oxygis.tenancy.context import bound_tenant
 from oxygis.tenancy.hosts import site_url
 
 from .actions import grantable_roles, rights_as_permissions
-from .models import DirectoryConfig, OpenIDConfig, SecurityPolicy
+from .models import DirectoryConfig, OpenIDConfig, SecurityPolicy, User
 from .roles import ADMIN_APPS, BUILTIN_ROLES
 from .sudo import confirm_password
 
@@ -59,8 +59,6 @@ class PreferencesForm(forms.ModelForm):
     """The person's own language and time zone (blank: the company's)."""
 
     class Meta:
-        from .models import User
-
         model = User
         fields = ["language", "time_zone"]
 

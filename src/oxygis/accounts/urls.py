@@ -7,7 +7,9 @@ from . import passkey_views, views
 
 # A tenant's own sign-in methods (S7) and passkeys (S12, the tenant is the relying
 # party): not on the console, whose staff sign in with a password and TOTP (C14).
-TENANT_ONLY_ROUTES = ("oidc-start", "oidc-callback", "passkeys", "passkey-remove")
+# Not on the console: external sign-in and passkeys (C14: staff use a local password and
+# TOTP), and the language choice (the console is in English, for staff).
+TENANT_ONLY_ROUTES = ("oidc-start", "oidc-callback", "passkeys", "passkey-remove", "preferences")
 
 urlpatterns = [
     path("login/", views.SignInView.as_view(), name="login"),

@@ -124,7 +124,7 @@ class LineForm(forms.ModelForm):
         _taxes(self.fields["tax"])
         # Blank means "the product's own tax" (or none without a product).
         self.fields["tax"].required = False
-        self.fields["tax"].empty_label = _("The product's tax")
+        self.fields["tax"].empty_label = _("The product's own tax")
         self.fields["quantity"].initial = 1
 
     def clean(self):
@@ -132,6 +132,9 @@ class LineForm(forms.ModelForm):
         product = data.get("product")
         if product is None and not data.get("description"):
             raise forms.ValidationError(_("Choose a product or describe the line."))
+        if product is None and data.get("tax") is None:
+            # A forgotten tax would quietly bill 0 %: a free line names its tax.
+            self.add_error("tax", _("Choose the tax of a line without a product."))
         if data.get("unit_price") is None:
             if product is None:
                 self.add_error("unit_price", _("A line without a product needs a price."))
