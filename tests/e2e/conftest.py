@@ -2,6 +2,8 @@
 
 import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -42,3 +44,21 @@ def sign_in(page, base: str, username: str, password: str) -> None:
     page.fill("#id_username", username)
     page.fill("#id_password", password)
     page.click("button:has-text('Sign in')")
+
+
+def run_cli(var_dir, *args, password: str) -> None:
+    """Run ``oxygis *args`` as an operator does, against the served instance's data
+    folder, with the password on stdin (never an argument)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "oxygis.cli", *args],
+        input=password + "\n",
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OXYGIS_VAR_DIR": str(var_dir)},
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def set_password(var_dir, username: str, password: str, tenant: str = "demo") -> None:
+    run_cli(var_dir, "user", "--tenant", tenant, "set-password", username, password=password)

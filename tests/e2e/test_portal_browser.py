@@ -3,10 +3,8 @@ opens the link from the e-mail (written under var/mail/), confirms by typing the
 name, and the salesperson then sees the order confirmed."""
 
 import os
-import subprocess
-import sys
 
-from tests.e2e.conftest import sign_in
+from tests.e2e.conftest import set_password, sign_in
 from tests.fixtures import link_in, mails_to
 from tests.served import Served, free_port
 from tests.tenancy.test_cli import oxygis
@@ -18,15 +16,7 @@ def test_customer_confirms_from_the_emailed_link(browser, tmp_path):
     """S9: quotation -> e-mail -> link -> confirm -> confirmed for the salesperson."""
     served = Served(tmp_path, free_port())
     base = f"https://demo.localhost:{served.port}"
-    result = subprocess.run(
-        [sys.executable, "-m", "oxygis.cli", "user", "--tenant", "demo", "set-password", "sam"],
-        input=PASSWORD + "\n",
-        capture_output=True,
-        text=True,
-        env={**os.environ, "OXYGIS_VAR_DIR": str(tmp_path)},
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
+    set_password(tmp_path, "sam", PASSWORD)
     seller = browser.new_context(ignore_https_errors=True)
     customer = browser.new_context(ignore_https_errors=True)  # no shared cookies
     try:

@@ -5,13 +5,12 @@ downloads (read back with pypdf), and the acceptance of the revision on screen (
 import io
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from pypdf import PdfReader
 
+from tests.e2e.conftest import set_password
 from tests.fixtures import link_in, mails_to
 from tests.served import Served, free_port
 from tests.tenancy.test_cli import oxygis
@@ -31,15 +30,7 @@ def pdf_text(data: bytes) -> str:
 @pytest.fixture
 def demo(tmp_path):
     served = Served(tmp_path, free_port())
-    result = subprocess.run(
-        [sys.executable, "-m", "oxygis.cli", "user", "--tenant", "demo", "set-password", "sam"],
-        input=PASSWORD + "\n",
-        capture_output=True,
-        text=True,
-        env={**os.environ, "OXYGIS_VAR_DIR": str(tmp_path)},
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
+    set_password(tmp_path, "sam", PASSWORD)
     yield served, f"https://demo.localhost:{served.port}"
     assert served.stop() == 0
     if os.environ.get("OXYGIS_DATABASE_URL"):

@@ -4,9 +4,8 @@ manager each see exactly what their role allows, in the pages and through the AP
 import json
 import os
 import re
-import subprocess
-import sys
 
+from tests.e2e.conftest import set_password
 from tests.served import Served, free_port
 from tests.tenancy.test_cli import oxygis
 
@@ -28,26 +27,8 @@ def test_salesperson_and_manager_see_what_their_roles_allow(browser, tmp_path):
     """S13: sam sees his quotations only, maria all of them; the API agrees."""
     served = Served(tmp_path, free_port())
     base = f"https://demo.localhost:{served.port}"
-    env = {"OXYGIS_VAR_DIR": str(tmp_path)}
     for person in ("sam", "maria"):
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "oxygis.cli",
-                "user",
-                "--tenant",
-                "demo",
-                "set-password",
-                person,
-            ],
-            input=PASSWORD + "\n",
-            capture_output=True,
-            text=True,
-            env={**os.environ, **env},
-            timeout=60,
-        )
-        assert result.returncode == 0, result.stderr
+        set_password(tmp_path, person, PASSWORD)
     context = browser.new_context(ignore_https_errors=True)
     page = context.new_page()
     try:

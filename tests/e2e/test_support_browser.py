@@ -6,10 +6,8 @@ revokes, and support's next click is refused."""
 
 import os
 import re
-import subprocess
-import sys
 
-from tests.e2e.conftest import sign_in
+from tests.e2e.conftest import run_cli, set_password, sign_in
 from tests.fixtures import totp, unique_slug
 from tests.served import Served, free_port
 from tests.tenancy.test_cli import oxygis
@@ -18,26 +16,14 @@ ADMIN_PASSWORD = "Demo-Admin-2026!x"
 STAFF_PASSWORD = "Console-Owl-2026!x"
 
 
-def cli(tmp_path, *args, password):
-    result = subprocess.run(
-        [sys.executable, "-m", "oxygis.cli", *args],
-        input=password + "\n",
-        capture_output=True,
-        text=True,
-        env={**os.environ, "OXYGIS_VAR_DIR": str(tmp_path)},
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-
-
 def test_ticket_grant_approval_support_session_and_audit(browser, tmp_path):
     """C14, C17: ticket -> grant -> approval -> support session -> audit -> revoked."""
     served = Served(tmp_path, free_port())
     demo = f"https://demo.localhost:{served.port}"
     console = f"https://console.localhost:{served.port}"
     username = f"ana-{unique_slug()}"
-    cli(tmp_path, "user", "--tenant", "demo", "set-password", "admin", password=ADMIN_PASSWORD)
-    cli(
+    set_password(tmp_path, "admin", ADMIN_PASSWORD)
+    run_cli(
         tmp_path,
         "staff",
         "create",
