@@ -316,9 +316,7 @@ def update_product(request, product_id: Id, data: ProductPatch):
 def _product_tax(values: dict) -> dict:
     # The API speaks rates; the product points at the table's tax of that rate, if any.
     if values.get("tax_rate") is not None:
-        values["tax"] = Tax.objects.filter(
-            rate=values["tax_rate"], included=False, active=True
-        ).first()
+        values["tax"] = Tax.for_rate(values["tax_rate"])
     return values
 
 

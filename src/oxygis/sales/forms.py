@@ -64,13 +64,7 @@ class ProductForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         _taxes(self.fields["tax"], self.instance.tax if self.instance.tax_id else None)
-        self.fields["tax"].required = True
-
-    def clean(self):
-        data = super().clean()
-        if data.get("tax") is not None:
-            self.instance.tax_rate = data["tax"].rate
-        return data
+        self.fields["tax"].required = True  # Product.save copies its rate
 
 
 class OrderForm(forms.ModelForm):

@@ -190,6 +190,12 @@ class Tax(AccessControlledModel):
     def __str__(self) -> str:
         return self.name
 
+    @classmethod
+    def for_rate(cls, rate) -> Tax | None:
+        """The table's active tax of ``rate`` on prices excluding tax, if there is one
+        (for callers that give a rate, such as the API)."""
+        return cls.objects.filter(rate=rate, included=False, active=True).first()
+
 
 class Product(AccessControlledModel):
     name = models.CharField(_("name"), max_length=200, validators=[validate_single_line])

@@ -124,8 +124,7 @@ def _tax_of(data, product):
     if tax is not None:
         return tax, tax.rate
     rate = Decimal(rate if rate is not None else ZERO)
-    same_rate = Tax.objects.filter(rate=rate, included=False, active=True).first()
-    return same_rate, rate
+    return Tax.for_rate(rate), rate
 
 
 def _save_line(order: Order, line: OrderLine, data) -> OrderLine:
