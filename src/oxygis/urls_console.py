@@ -53,4 +53,5 @@ urlpatterns = [
 ]
 
 # A database out of reach, or the password hashers all busy: 503, logged once per episode.
+handler403 = "oxygis.web.views.permission_denied"
 handler500 = "oxygis.web.outages.server_error"

@@ -81,10 +81,10 @@ def test_removing_a_passkey_is_audited_and_the_last_second_factor_stays(tenant_f
     verify = client.get("/accounts/2fa/verify/").content.decode()
     assert "Use my passkey" in verify and "id_code" not in verify
     verified_by(client, made.tenant, first)
-    client.post(f"/accounts/passkeys/{second.pk}/remove/")
+    client.post(f"/accounts/passkeys/{second.pk}/remove/", {"confirmed": "yes"})
     page = client.get("/accounts/passkeys/").content.decode()
     assert "laptop" not in page and "phone" in page
-    client.post(f"/accounts/passkeys/{first.pk}/remove/")
+    client.post(f"/accounts/passkeys/{first.pk}/remove/", {"confirmed": "yes"})
     page = client.get("/accounts/passkeys/", follow=True).content.decode()
     assert "requires a second factor" in page and "phone" in page
     with tenant_context(made.tenant):

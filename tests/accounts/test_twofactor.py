@@ -25,6 +25,10 @@ def enrol(client) -> tuple[str, list[str]]:
     secret = secret_on(page.content.decode())
     wrong = client.post("/accounts/2fa/setup/", {"code": "000000"})
     assert "does not match" in wrong.content.decode()
+    # Throttled now: even the right code is refused, and the page says to wait.
+    early = client.post("/accounts/2fa/setup/", {"code": totp(secret)})
+    assert "Too many wrong codes: wait" in early.content.decode()
+    assert "does not match" not in early.content.decode()
     time.sleep(1.1)  # django-otp throttles: after a failure, the next try waits a second
     done = client.post("/accounts/2fa/setup/", {"code": totp(secret)})
     assert done.status_code == 200 and "no-store" in done["Cache-Control"]
@@ -54,9 +58,12 @@ def test_enrol_then_sign_in_needs_the_code(alpha, frank):
         assert response.status_code == 302, path
         assert response["Location"].startswith("/accounts/2fa/verify/"), path
     assert "not valid" in client.post("/accounts/2fa/verify/", {"code": "123456"}).content.decode()
-    # Right after a failure even the right code is refused (throttling), then accepted.
+    # Right after a failure even the right code is refused (throttling), then accepted;
+    # the page says to wait, not that the right code "is not valid".
     throttled = client.post("/accounts/2fa/verify/", {"code": totp(secret, step_offset=1)})
     assert throttled.status_code == 200
+    assert "Too many wrong codes: wait" in throttled.content.decode()
+    assert "not valid" not in throttled.content.decode()
     time.sleep(2.1)
     # The next time step: the code used for enrolment cannot be replayed.
     verified = client.post("/accounts/2fa/verify/", {"code": totp(secret, step_offset=1)})
@@ -113,7 +120,7 @@ def test_required_for_everyone_sends_users_to_enrolment_first(alpha, frank):
         enrol(client)
         assert client.get("/").status_code == 200
         # ... and it cannot be switched off while required.
-        client.post("/accounts/2fa/remove/")
+        client.post("/accounts/2fa/remove/", {"confirmed": "yes"})
         with tenant_context(alpha.tenant):
             from oxygis.accounts.twofactor import has_two_factor
 
@@ -147,7 +154,7 @@ def test_remove_and_renew_need_recent_authentication(alpha, frank):
     renewed = client.post("/accounts/2fa/recovery-codes/")
     assert len(re.findall(r"<code>", renewed.content.decode())) == 10
     with override_settings(SUDO_TIMEOUT=-1):  # every authentication is now too old
-        response = client.post("/accounts/2fa/remove/")
+        response = client.post("/accounts/2fa/remove/", {"confirmed": "yes"})
         assert response["Location"].startswith("/accounts/reauth/")
         assert client.post("/accounts/reauth/", {"secret": "wrong"}).status_code == 200
     time.sleep(1.1)  # the wrong try also counted against the app's codes (throttling)
@@ -155,6 +162,6 @@ def test_remove_and_renew_need_recent_authentication(alpha, frank):
         "/accounts/reauth/?next=/accounts/security/", {"secret": totp(secret, step_offset=1)}
     )
     assert back.status_code == 302 and back["Location"] == "/accounts/security/"
-    assert client.post("/accounts/2fa/remove/").status_code == 302
+    assert client.post("/accounts/2fa/remove/", {"confirmed": "yes"}).status_code == 302
     with tenant_context(alpha.tenant):
         assert AuditEvent.objects.filter(action="twofactor.removed", target="frank").exists()

@@ -131,7 +131,7 @@ def test_finding_11_a_live_restore_keeps_what_was_revoked_since(data_tenant, sit
     quin = signed_in(tenant, "quin")
     keys_page = quin.get("/accounts/api-keys/").content.decode()
     assert "oxy_" in keys_page
-    quin.post(f"/accounts/api-keys/{revoked_key.pk}/revoke/")
+    quin.post(f"/accounts/api-keys/{revoked_key.pk}/revoke/", {"confirmed": "yes"})
     quin.post("/accounts/sessions/end-others/")
     assert stolen.get("/").status_code == 302
     admin = signed_in(tenant, "otto")
@@ -173,7 +173,7 @@ def test_finding_11_a_live_restore_keeps_what_was_revoked_since(data_tenant, sit
     )
     assert kept_id
     for key_id in kept_id:
-        quin.post(f"/accounts/api-keys/{key_id}/revoke/")
+        quin.post(f"/accounts/api-keys/{key_id}/revoke/", {"confirmed": "yes"})
     assert api_status(tenant, kept_token) == 401
     restore.roll_back(Restore.objects.get(pk=run.pk), "operator (test)")
     assert api_status(tenant, kept_token) == 401
@@ -227,7 +227,10 @@ def test_a_passkey_removed_after_the_backup_stays_removed(data_tenant, sites):
     backup = service.run_backup(service.tenant_target(tenant), sites=sites)
     quin = signed_in(tenant, "quin")
     verified_by(quin, tenant, kept)  # the ceremony itself is a browser test's
-    assert quin.post(f"/accounts/passkeys/{lost.pk}/remove/")["Location"] == "/accounts/passkeys/"
+    assert (
+        quin.post(f"/accounts/passkeys/{lost.pk}/remove/", {"confirmed": "yes"})["Location"]
+        == "/accounts/passkeys/"
+    )
     assert "lost-phone" not in quin.get("/accounts/passkeys/").content.decode()
 
     run = restore.request_restore(backup, Restore.LIVE, "operator (test)")

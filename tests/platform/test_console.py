@@ -376,7 +376,7 @@ def test_staff_manage_their_own_sign_in_but_never_turn_off_two_factor():
     assert client.get("/accounts/email/").status_code == 200
     renewed = client.post("/accounts/2fa/recovery-codes/")
     assert renewed.status_code == 200 and "recovery" in renewed.content.decode().lower()
-    removed = client.post("/accounts/2fa/remove/", follow=True)
+    removed = client.post("/accounts/2fa/remove/", {"confirmed": "yes"}, follow=True)
     assert "requires two-factor authentication" in removed.content.decode()
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -422,3 +422,12 @@ def test_staff_are_locked_out_after_repeated_failures():
     )
     assert locked.status_code == 429
     assert [e for e in platform_events("login.failure") if e.target == staff.username]
+
+
+def test_the_new_tenant_page_names_the_real_address():
+    """The console's hint shows the address a new workspace gets, with this platform's
+    domain and port, not a placeholder."""
+    from oxygis.tenancy.hosts import site_url
+
+    page = make_staff(StaffMember.ADMIN).console().get("/tenants/new/").content.decode()
+    assert site_url("SLUG") in page and "&lt;domain&gt;" not in page

@@ -7,6 +7,7 @@ import json
 
 from django.contrib.auth.decorators import login_not_required
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
@@ -86,6 +87,15 @@ def passkey_list(request):
 def passkey_remove(request, passkey_id: int):
     from django.contrib import messages
 
+    from oxygis.web.views import confirm_page, confirmed
+
+    if not confirmed(request):
+        return confirm_page(
+            request,
+            question=_("Remove this passkey? It will no longer open your account."),
+            button=_("Remove the passkey"),
+            back=reverse("passkeys"),
+        )
     try:
         if passkeys.remove(request, passkey_id):
             messages.success(request, _("Passkey removed."))

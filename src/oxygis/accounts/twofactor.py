@@ -8,6 +8,7 @@ import secrets
 
 import segno
 from django.db import transaction
+from django.utils import timezone
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -83,6 +84,19 @@ def new_recovery_codes(user) -> list[str]:
             StaticToken(device=device, token=_stored_form(c)) for c in codes
         )
     return codes
+
+
+def wait_seconds(devices) -> int:
+    """How long django-otp's throttling still refuses codes for any of ``devices`` (0:
+    not throttled). A throttled device answers every code "no", the right one too, so
+    the page must say "wait", not "this code does not match"."""
+    wait = 0
+    now = timezone.now()
+    for device in devices:
+        allowed, data = device.verify_is_allowed()
+        if not allowed and data and data.get("locked_until"):
+            wait = max(wait, int((data["locked_until"] - now).total_seconds()) + 1)
+    return wait
 
 
 def confirm_enrolment(request, device: TOTPDevice, code: str) -> list[str] | None:

@@ -21,12 +21,14 @@ from django.urls import reverse, reverse_lazy
 from django.utils import translation
 from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.text import format_lazy
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 from django_otp import login as otp_login
 from django_otp.plugins.otp_static.models import StaticToken
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from oxygis.audit.events import ACTIONS, record
 from oxygis.audit.models import AuditEvent
@@ -35,6 +37,7 @@ from oxygis.core.csvexport import csv_download
 from oxygis.core.limiter import guards_secrets, secret_was_right
 from oxygis.tenancy.credentials import note_revoked
 from oxygis.tenancy.models import CredentialEvent
+from oxygis.web.views import confirm_page, confirmed
 
 from . import actions, oidc, passkeys, twofactor
 from .apikeys import create_key, revoke_key
@@ -57,7 +60,7 @@ from .forms import (
     UserEditForm,
 )
 from .models import ApiKey, DirectoryConfig, OpenIDConfig, SecurityPolicy, UserSession
-from .roles import BUILTIN_ROLES
+from .roles import BUILTIN_ROLES, RIGHTS, rights_held
 from .sessions import describe_browser, end_other_sessions, end_session
 from .sudo import confirm_password, mark_authenticated, sudo_required
 from .tokens import invitation_token_generator, reset_token_generator
@@ -186,6 +189,14 @@ def oidc_callback(request):
     return redirect(outcome.next_url)
 
 
+def _too_many_codes(wait: int) -> str:
+    return ngettext(
+        "Too many wrong codes: wait %(seconds)s second, then type the code your app shows.",
+        "Too many wrong codes: wait %(seconds)s seconds, then type the code your app shows.",
+        wait,
+    ) % {"seconds": wait}
+
+
 @never_cache
 @guards_secrets
 def twofactor_verify(request):
@@ -194,13 +205,20 @@ def twofactor_verify(request):
         return redirect(_next_url(request))
     form = CodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
+        # Throttled before this code was checked: the app's code is refused whatever it is.
+        wait = twofactor.wait_seconds(TOTPDevice.objects.filter(user=request.user, confirmed=True))
         device = twofactor.verify_second_factor(request, request.user, form.cleaned_data["code"])
         if device is not None:
             secret_was_right(request)
             otp_login(request, device)
             mark_authenticated(request)
             return redirect(_next_url(request))
-        form.add_error("code", "This code is not valid. Try the next one from your app.")
+        form.add_error(
+            "code",
+            _too_many_codes(wait)
+            if wait
+            else _("This code is not valid. Try the next one from your app."),
+        )
     context = {
         "form": form,
         "has_totp": twofactor.has_two_factor(request.user),
@@ -219,12 +237,19 @@ def twofactor_setup(request):
     form = CodeForm(request.POST or None)
     form.fields["code"].help_text = _("The 6-digit code your app shows now.")
     if request.method == "POST" and form.is_valid():
+        # Throttled before this code was checked: any code, the right one too, is refused.
+        wait = twofactor.wait_seconds([device])
         codes = twofactor.confirm_enrolment(request, device, form.cleaned_data["code"])
         if codes is not None:
             otp_login(request, device)
             mark_authenticated(request)
             return _no_store(render(request, "accounts/recovery_codes.html", {"codes": codes}))
-        form.add_error("code", "This code does not match. Check the time on your phone and retry.")
+        form.add_error(
+            "code",
+            _too_many_codes(wait)
+            if wait
+            else _("This code does not match. Check the time on your phone and retry."),
+        )
     context = {
         "form": form,
         "secret": twofactor.secret_base32(device),
@@ -257,6 +282,16 @@ def recovery_codes_renew(request):
 @require_POST
 @sudo_required
 def twofactor_remove(request):
+    if not confirmed(request):
+        return confirm_page(
+            request,
+            question=_(
+                "Turn two-factor authentication off? Your password alone will then open "
+                "your account, and your recovery codes stop working."
+            ),
+            button=_("Turn it off"),
+            back=reverse("security"),
+        )
     if twofactor.two_factor_required(request, request.user):
         messages.error(request, _("Your workspace requires two-factor authentication."))
     else:
@@ -445,6 +480,8 @@ class InvitationAcceptView(PasswordResetConfirmView):
     token_generator = invitation_token_generator
     reset_url_token = "set-password"  # noqa: S105 # nosec B105 # a URL segment, not a secret
     audit_action = "invitation.accepted"
+    # A new user had no session to end: the last page welcomes them instead.
+    success_url = format_lazy("{}?invited=1", reverse_lazy("password_reset_complete"))
 
 
 # --- administration: users, roles, policy, audit ------------------------------------
@@ -518,17 +555,33 @@ def user_unlock(request, user_id: int):
 
 @permission_required("accounts.manage_roles", raise_exception=True)
 def roles(request):
-    groups = Group.objects.prefetch_related("permissions").order_by("name")
+    groups = list(Group.objects.prefetch_related("permissions__content_type").order_by("name"))
+    for group in groups:
+        labels = {f"{p.content_type.app_label}.{p.codename}" for p in group.permissions.all()}
+        group.builtin = group.name in BUILTIN_ROLES
+        group.summary = [str(RIGHTS[key].label) for key in rights_held(labels)]
     return render(request, "accounts/roles.html", {"roles": groups})
 
 
 @permission_required("accounts.manage_roles", raise_exception=True)
 def role_edit(request, role_id: int | None = None):
+    """A custom role's rights by feature; a built-in role read-only, to copy."""
     role = get_object_or_404(Group, pk=role_id) if role_id else None
-    if role is not None and role.name in BUILTIN_ROLES:
-        messages.error(request, _("Built-in roles cannot be changed; create a custom role."))
-        return redirect("roles")
-    form = RoleForm(request.POST or None, instance=role, actor=request.user)
+    builtin = role is not None and role.name in BUILTIN_ROLES
+    if builtin and request.method == "POST":
+        raise PermissionDenied  # built-in roles are defined in code (roles.py)
+    copy_of = None
+    if role is None and request.GET.get("copy", "").isdigit():
+        copy_of = Group.objects.filter(pk=int(request.GET["copy"])).first()
+    initial = {"name": _("Copy of %(role)s") % {"role": copy_of.name}} if copy_of else None
+    form = RoleForm(
+        request.POST or None,
+        instance=role,
+        actor=request.user,
+        copy_of=copy_of,
+        read_only=builtin,
+        initial=initial,
+    )
     if request.method == "POST" and form.is_valid():
         try:
             actions.save_role(request, form)
@@ -537,8 +590,8 @@ def role_edit(request, role_id: int | None = None):
         else:
             messages.success(request, _("Role saved."))
             return redirect("roles")
-    title = f"Role {role.name}" if role else "New role"
-    return render(request, "web/form_page.html", {"form": form, "title": title})
+    context = {"form": form, "role": role, "builtin": builtin}
+    return render(request, "accounts/role.html", context, status=422 if form.errors else 200)
 
 
 @permission_required("accounts.manage_security_policy", raise_exception=True)
@@ -744,6 +797,15 @@ def api_keys(request):
 @require_POST
 @sudo_required
 def api_key_revoke(request, key_id: int):
-    revoke_key(request, get_object_or_404(ApiKey, pk=key_id, user=request.user))
+    key = get_object_or_404(ApiKey, pk=key_id, user=request.user)
+    if not confirmed(request):
+        return confirm_page(
+            request,
+            question=_("Revoke the API key “%(name)s”? Programs using it stop working.")
+            % {"name": key.name},
+            button=_("Revoke the key"),
+            back=reverse("api-keys"),
+        )
+    revoke_key(request, key)
     messages.success(request, _("API key revoked."))
     return redirect("api-keys")

@@ -10,8 +10,14 @@ from django.views.decorators.http import require_GET
 
 
 def home(request):
-    people = get_user_model().objects.filter(is_active=True).order_by("username")
-    return render(request, "web/home.html", {"people": people})
+    """The home page: what the person's role lets them follow, read through the access
+    layer (a salesperson their own quotations, a manager or read-only role everyone's)."""
+    from oxygis.sales.dashboard import dashboard
+
+    people = None
+    if request.user.has_perm("accounts.manage_users"):
+        people = get_user_model().objects.filter(is_active=True).order_by("username")[:50]
+    return render(request, "web/home.html", {"board": dashboard(request.user), "people": people})
 
 
 # Anonymous by design: the vulnerability-reporting channel must be reachable by anyone.
@@ -41,6 +47,40 @@ def security_policy(request):
 @login_not_required
 def api_not_found(request, rest=""):
     return JsonResponse({"detail": "Not found."}, status=404)
+
+
+# Never shown back on the refusal page: credentials, one-time codes and signed tokens.
+UNSHOWN_FIELDS = ("csrfmiddlewaretoken", "password", "token", "secret", "otp", "code", "seen")
+
+
+def permission_denied(request, exception=None):
+    """A refused request: one clear page. A refused form keeps what the user typed (shown
+    back to copy), so a write the rights did not allow loses nothing; secrets excepted."""
+    kept = []
+    if request.method == "POST":
+        for name, values in request.POST.lists():
+            if name == "t" or any(word in name.lower() for word in UNSHOWN_FIELDS):
+                continue
+            text = "\n".join(v for v in values if v.strip())
+            if text:
+                kept.append((name, text))
+    return render(request, "403.html", {"kept": kept[:50]}, status=403)
+
+
+def confirm_page(request, *, question: str, button: str, back: str, status: int = 200):
+    """Ask before a destructive action: the same POST again, with ``confirmed=yes``."""
+    fields = [
+        (name, value)
+        for name, values in request.POST.lists()
+        if name not in ("csrfmiddlewaretoken", "confirmed")
+        for value in values
+    ]
+    context = {"question": question, "button": button, "back": back, "fields": fields}
+    return render(request, "web/confirm.html", context, status=status)
+
+
+def confirmed(request) -> bool:
+    return request.POST.get("confirmed") == "yes"
 
 
 def csrf_failure(request, reason=""):
