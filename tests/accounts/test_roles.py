@@ -3,6 +3,7 @@
 Each admin page is tried as the four personas: anonymous, a member without the right,
 the administrator, and a user of another tenant (whose cookie means nothing here)."""
 
+import re
 from urllib.parse import urlsplit
 
 import pytest
@@ -86,9 +87,14 @@ def test_invite_set_password_and_sign_in_with_the_role(alpha):
     set_url = page.redirect_chain[-1][0]
     weak = invitee.post(set_url, {"new_password1": "paulapaula", "new_password2": "paulapaula"})
     assert "an upper-case letter" in weak.content.decode()
-    invitee.post(
-        set_url, {"new_password1": "Paula-pass-2026!", "new_password2": "Paula-pass-2026!"}
+    done = invitee.post(
+        set_url,
+        {"new_password1": "Paula-pass-2026!", "new_password2": "Paula-pass-2026!"},
+        follow=True,
     )
+    # A new user is welcomed, not told that "every session was ended".
+    last = done.content.decode()
+    assert "Your account is ready" in last and "Every session" not in last
     assert "no longer works" in alpha.client().get(path, follow=True).content.decode()
     signed = alpha.client()
     signed.sign_in("paula@example.test", "Paula-pass-2026!")
@@ -148,8 +154,9 @@ def test_the_last_administrator_cannot_be_removed(tenant_factory):
             actions._keep_an_administrator(me)
 
 
-def test_custom_role_from_the_permission_list(alpha):
-    """S13: an admin defines a role from the permission list; built-in roles are fixed."""
+def test_custom_role_from_rights_by_feature(alpha):
+    """S13: an admin defines a role from rights grouped by feature, in plain words, with
+    no internal model offered; built-in roles open read-only, to be copied."""
     admin = alpha.client()
     admin.sign_in(alpha.owner_username, alpha.owner_password)
     page = admin.get("/settings/roles/new/").content.decode()
@@ -158,20 +165,35 @@ def test_custom_role_from_the_permission_list(alpha):
 
         view_audit = Permission.objects.get(codename="view_auditevent")
         builtin = Group.objects.get(name=SALESPERSON)
-    assert f'value="{view_audit.pk}"' in page  # offered in the permission list
-    created = admin.post(
-        "/settings/roles/new/", {"name": "Auditor", "permissions": [view_audit.pk]}
-    )
+    assert 'value="audit.see"' in page and "Read the audit log" in page
+    for feature in ("Orders", "Contacts", "Products", "Users and security", "Backups"):
+        assert f"<label>{feature}</label>" in page or f">{feature}<" in page
+    for internal in ("ordersequence", "portal", "Can add permission", "content type"):
+        assert internal not in page  # Django's tables, counters, links: never offered
+    created = admin.post("/settings/roles/new/", {"name": "Auditor", "rights": ["audit.see"]})
     assert created.status_code == 302
     with tenant_context(alpha.tenant):
         auditor = Group.objects.get(name="Auditor")
         assert list(auditor.permissions.all()) == [view_audit]
-    assert (
-        admin.post(
-            f"/settings/roles/{auditor.pk}/", {"name": "Auditors", "permissions": []}
-        ).status_code
-        == 302
+    # Editing orders brings seeing them (the feature's first right).
+    edit = admin.post(
+        f"/settings/roles/{auditor.pk}/", {"name": "Auditors", "rights": ["orders.edit"]}
     )
-    assert admin.get(f"/settings/roles/{builtin.pk}/").status_code == 302  # refused
+    assert edit.status_code == 302
+    with tenant_context(alpha.tenant):
+        codes = set(Group.objects.get(pk=auditor.pk).permissions.values_list("codename", flat=True))
+    assert {"view_order", "change_order", "add_orderline"} <= codes
+    assert "view_all_orders" not in codes and "view_auditevent" not in codes
+    # A built-in role: read-only (no form to post), with a copy into a custom role.
+    shown = admin.get(f"/settings/roles/{builtin.pk}/").content.decode()
+    assert 'id="builtin-role"' in shown and '<form method="post">' not in shown
+    assert 'value="orders.edit"' in shown and "checked" in shown
+    refused = admin.post(f"/settings/roles/{builtin.pk}/", {"name": SALESPERSON, "rights": []})
+    assert refused.status_code == 403
+    copy = admin.get(f"/settings/roles/new/?copy={builtin.pk}").content.decode()
+    assert f"Copy of {SALESPERSON}" in copy
+    assert 'value="orders.edit" checked' in copy or re.search(
+        r'value="orders.edit"[^>]*checked', copy
+    )
     clash = admin.post("/settings/roles/new/", {"name": READ_ONLY})
     assert "built-in role" in clash.content.decode()

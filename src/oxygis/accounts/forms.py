@@ -9,9 +9,9 @@ from oxygis.core.text import validate_single_line
 from oxygis.tenancy.context import bound_tenant
 from oxygis.tenancy.hosts import site_url
 
-from .actions import grantable_roles, rights_as_permissions
-from .models import DirectoryConfig, OpenIDConfig, SecurityPolicy, User
-from .roles import ADMIN_APPS, BUILTIN_ROLES
+from .actions import grantable_roles, rights_of, rights_of_roles
+from .models import POLICY_MIN_LENGTH, DirectoryConfig, OpenIDConfig, SecurityPolicy, User
+from .roles import BUILTIN_ROLES, FEATURES, permissions_of_rights, rights_held
 from .sudo import confirm_password
 
 
@@ -93,23 +93,59 @@ class UserEditForm(RolesForm):
 
 
 class RoleForm(forms.ModelForm):
-    permissions = forms.ModelMultipleChoiceField(
-        queryset=Permission.objects.none(), widget=forms.CheckboxSelectMultiple, required=False
+    """A role as rights by feature, in plain words (roles.FEATURES), not Django's table
+    of permissions: internal models are never offered."""
+
+    rights = forms.MultipleChoiceField(
+        label=_("Rights"),
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text=_("Any right of a feature includes seeing it."),
     )
 
     class Meta:
         model = Group
-        fields = ["name", "permissions"]
+        fields = ["name"]
 
-    def __init__(self, *args, actor, **kwargs):
+    def __init__(self, *args, actor, copy_of=None, read_only=False, **kwargs):
         super().__init__(*args, **kwargs)
-        offered = Permission.objects.filter(content_type__app_label__in=ADMIN_APPS)
-        if not actor.is_superuser:
+        held = rights_of_roles([self.instance]) if self.instance.pk else set()
+        if copy_of is not None:
+            held = rights_of_roles([copy_of])
+            self.initial.setdefault("rights", rights_held(held))
+        elif self.instance.pk:
+            self.initial.setdefault("rights", rights_held(held))
+        mine = None if actor.is_superuser or read_only else rights_of(actor)
+        choices = []
+        for feature, rights in FEATURES:
             # Only rights the editor holds are offered (S13); the action checks it too.
-            offered = offered.filter(pk__in=[p.pk for p in rights_as_permissions(actor)])
-        self.fields["permissions"].queryset = offered.select_related("content_type").order_by(
-            "content_type__app_label", "codename"
-        )
+            offered = [
+                (right.key, right.label)
+                for right in rights
+                if mine is None or set(right.permissions) <= mine
+            ]
+            if offered:
+                choices.append((feature, offered))
+        self.fields["rights"].choices = choices
+        if read_only:
+            for field in self.fields.values():
+                field.disabled = True
+
+    def clean(self):
+        data = super().clean()
+        labels = permissions_of_rights(set(data.get("rights") or ()))
+        wanted = {tuple(label.split(".", 1)) for label in labels}
+        found = Permission.objects.filter(
+            content_type__app_label__in={app for app, _codename in wanted},
+            codename__in={codename for _app, codename in wanted},
+        ).select_related("content_type")
+        data["permissions"] = [p for p in found if (p.content_type.app_label, p.codename) in wanted]
+        return data
+
+    def save(self, commit=True):
+        role = super().save(commit=commit)
+        role.permissions.set(self.cleaned_data["permissions"])
+        return role
 
     def clean_name(self):
         name = self.cleaned_data["name"].strip()
@@ -123,6 +159,13 @@ class PolicyForm(forms.ModelForm):
     class Meta:
         model = SecurityPolicy
         fields = ["min_password_length", "two_factor", "portal_link_days"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The form offers what the model accepts: never below the platform's minimum.
+        length = self.fields["min_password_length"]
+        length.min_value, length.max_value = POLICY_MIN_LENGTH, 128
+        length.widget.attrs.update(min=POLICY_MIN_LENGTH, max=128)
 
 
 class ApiKeyForm(forms.Form):

@@ -6,7 +6,10 @@ new permission reaches them everywhere; tenant admins add custom roles beside th
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.contrib.auth.models import Group, Permission
+from django.utils.translation import gettext_lazy as _
 
 ADMINISTRATOR = "Administrator"
 SALES_MANAGER = "Sales manager"
@@ -20,10 +23,12 @@ ROLE_PERMISSIONS = {
     SALES_MANAGER: [
         f"sales.{verb}_{m}" for m in SALES_MODELS for verb in ("view", "add", "change", "delete")
     ]
-    + ["sales.view_all_orders", "sales.change_all_orders", "sales.view_tax"],
+    + ["sales.view_all_orders", "sales.change_all_orders", "sales.view_tax"]
+    + ["sales.view_orderevent"],
     SALESPERSON: [f"sales.view_{m}" for m in SALES_MODELS]
     + [
         "sales.view_tax",
+        "sales.view_orderevent",
         "sales.add_order",
         "sales.change_order",
         "sales.add_orderline",
@@ -31,9 +36,138 @@ ROLE_PERMISSIONS = {
         "sales.delete_orderline",
     ],
     READ_ONLY: [f"sales.view_{m}" for m in SALES_MODELS]
-    + ["sales.view_all_orders", "sales.view_tax"],
+    + ["sales.view_all_orders", "sales.view_tax", "sales.view_orderevent"],
 }
 BUILTIN_ROLES = (ADMINISTRATOR, SALES_MANAGER, SALESPERSON, READ_ONLY)
+
+
+@dataclass(frozen=True)
+class Right:
+    """One right as the role editor shows it, in plain words, and the permissions it
+    stands for. A feature's "see" right comes with any other right of that feature."""
+
+    key: str
+    label: str
+    permissions: tuple[str, ...]
+
+
+ORDER_READING = ("sales.view_order", "sales.view_orderline", "sales.view_orderevent")
+# By feature, in the order the editor shows them. Permissions of no right here (Django's
+# own tables, counters, portal links, ...) are internal: never offered to a custom role.
+FEATURES: list[tuple[str, list[Right]]] = [
+    (
+        _("Orders"),
+        [
+            Right("orders.see", _("See their own orders"), (*ORDER_READING, "sales.view_tax")),
+            Right("orders.see_all", _("See every order"), ("sales.view_all_orders",)),
+            Right(
+                "orders.edit",
+                _("Create and edit their own orders"),
+                (
+                    "sales.add_order",
+                    "sales.change_order",
+                    "sales.add_orderline",
+                    "sales.change_orderline",
+                    "sales.delete_orderline",
+                ),
+            ),
+            Right("orders.edit_all", _("Edit every order"), ("sales.change_all_orders",)),
+            Right("orders.delete", _("Delete orders"), ("sales.delete_order",)),
+        ],
+    ),
+    (
+        _("Contacts"),
+        [
+            Right("contacts.see", _("See contacts"), ("sales.view_contact",)),
+            Right(
+                "contacts.edit",
+                _("Create and edit contacts"),
+                ("sales.add_contact", "sales.change_contact"),
+            ),
+            Right("contacts.delete", _("Delete contacts"), ("sales.delete_contact",)),
+        ],
+    ),
+    (
+        _("Products"),
+        [
+            Right("products.see", _("See products"), ("sales.view_product", "sales.view_tax")),
+            Right(
+                "products.edit",
+                _("Create and edit products"),
+                ("sales.add_product", "sales.change_product"),
+            ),
+            Right("products.delete", _("Delete products"), ("sales.delete_product",)),
+        ],
+    ),
+    (
+        _("Company"),
+        [
+            Right(
+                "company.manage",
+                _("Change the company's details and tax table"),
+                (
+                    "sales.manage_company",
+                    "sales.view_tax",
+                    "sales.add_tax",
+                    "sales.change_tax",
+                    "sales.delete_tax",
+                ),
+            ),
+        ],
+    ),
+    (
+        _("Users and security"),
+        [
+            Right("users.manage", _("Invite, edit and unlock users"), ("accounts.manage_users",)),
+            Right("roles.manage", _("Create and edit roles"), ("accounts.manage_roles",)),
+            Right(
+                "policy.manage",
+                _("Change the security policy and sign-in methods"),
+                ("accounts.manage_security_policy",),
+            ),
+            Right("audit.see", _("Read the audit log"), ("audit.view_auditevent",)),
+        ],
+    ),
+    (
+        _("Backups"),
+        [
+            Right(
+                "backups.restore",
+                _("See the backups and restore one side by side"),
+                ("accounts.restore_backups",),
+            )
+        ],
+    ),
+    (
+        _("Support"),
+        [
+            Right(
+                "support.manage",
+                _("Open support tickets and decide on Oxygis staff access"),
+                ("accounts.manage_support",),
+            )
+        ],
+    ),
+]
+RIGHTS = {right.key: right for _feature, rights in FEATURES for right in rights}
+
+
+def permissions_of_rights(keys) -> set[str]:
+    """The permissions for the chosen rights, with the feature's "see" right when another
+    of that feature is chosen (editing orders one cannot see means nothing)."""
+    labels: set[str] = set()
+    for _feature, rights in FEATURES:
+        chosen = [right for right in rights if right.key in keys]
+        if chosen and rights[0].key.endswith(".see"):
+            chosen.append(rights[0])
+        for right in chosen:
+            labels.update(right.permissions)
+    return labels
+
+
+def rights_held(labels: set[str]) -> list[str]:
+    """The keys of the rights whose every permission is in ``labels``."""
+    return [key for key, right in RIGHTS.items() if set(right.permissions) <= labels]
 
 
 def _permissions(using: str, labels: list[str]):
