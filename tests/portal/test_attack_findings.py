@@ -30,7 +30,7 @@ def test_finding_10_a_cancelled_order_set_back_to_quotation_does_not_revive_its_
     customer cannot confirm through it."""
     url, _ = send(alpha, quotation)
     sam = client_for(alpha, "sam")
-    sam.post(f"/sales/orders/{quotation.pk}/cancel/")
+    sam.post(f"/sales/orders/{quotation.pk}/cancel/", {"confirmed": "yes"})
     sam.post(f"/sales/orders/{quotation.pk}/draft/")
     assert state_of(world, quotation) == Order.DRAFT
     assert alpha.client().get(path_of(url)).status_code == 404
@@ -126,8 +126,8 @@ def test_finding_10_a_declined_order_still_shows_the_answer(
     world,
     quotation,  # noqa: F811
 ):
-    """S9: declining cancels the order, but that customer's link keeps showing their
-    answer read-only (it is not revoked by its own cancel)."""
+    """S9: declining makes the order "declined" (not the seller's "cancelled"), and that
+    customer's link keeps showing their answer read-only (it is not revoked)."""
     url, _ = send(alpha, quotation)
     customer = alpha.client()
     signed = token_of(url)
@@ -135,4 +135,4 @@ def test_finding_10_a_declined_order_still_shows_the_answer(
     customer.post("/portal/order/", {"t": signed, "seen": seen, "action": "decline"})
     again = alpha.client().get(path_of(url))
     assert again.status_code == 200 and "Declined on" in again.content.decode()
-    assert state_of(world, quotation) == Order.CANCELLED
+    assert state_of(world, quotation) == Order.DECLINED

@@ -27,6 +27,7 @@ from tests.fixtures import (
     reset_limits,
     without_tokens,
 )
+from tests.sales.test_views import client_for
 
 NOT_FOUND = "Page not found"
 
@@ -124,7 +125,7 @@ def test_confirm_records_who_when_where_and_tells_the_salesperson(alpha, world, 
 
 
 def test_decline_with_a_reason(alpha, world, quotation):
-    """S9: the customer may decline, with an optional reason; the order is cancelled."""
+    """S9: the customer may decline, with an optional reason; the order is declined."""
     url, _ = send(alpha, quotation)
     signed = parse_qs(urlsplit(url).query)["t"][0]
     customer = alpha.client()
@@ -139,7 +140,7 @@ def test_decline_with_a_reason(alpha, world, quotation):
     )
     assert "Declined on" in page.content.decode()
     with tenant_context(world.tenant), system(reason="test: check"):
-        assert Order.objects.get(pk=quotation.pk).state == Order.CANCELLED
+        assert Order.objects.get(pk=quotation.pk).state == Order.DECLINED
         assert OrderLink.objects.get(order_id=quotation.pk).decline_reason == "Too expensive"
 
 
@@ -184,10 +185,10 @@ def test_resend_rotates_and_revoke_or_cancel_ends_the_link(alpha, world, quotati
     assert alpha.client().get(path_of(second)).status_code == 200
     sam = alpha.client()
     sam.sign_in("sam", MEMBER_PASSWORD)
-    sam.post(f"/sales/orders/{quotation.pk}/revoke-links/")
+    sam.post(f"/sales/orders/{quotation.pk}/revoke-links/", {"confirmed": "yes"})
     assert alpha.client().get(path_of(second)).status_code == 404
     third, _ = send(alpha, quotation)
-    sam.post(f"/sales/orders/{quotation.pk}/cancel/")
+    sam.post(f"/sales/orders/{quotation.pk}/cancel/", {"confirmed": "yes"})
     assert alpha.client().get(path_of(third)).status_code == 404
     clear_failures(world)
 
@@ -298,3 +299,58 @@ def test_no_referrer_forms_still_need_the_token(alpha, world, quotation):
         headers=null,
     )
     assert elsewhere.status_code == 403
+
+
+def history_of(world, order) -> list:
+    from oxygis.sales.models import OrderEvent
+
+    with tenant_context(world.tenant), system(reason="test: history"):
+        return list(OrderEvent.objects.filter(order_id=order.pk).order_by("id"))
+
+
+def test_the_history_tells_sent_opened_and_the_answer(alpha, world, quotation):
+    """The order's history: sent (to whom, which revision), opened by the customer (once
+    per revision, however often), accepted (typed name, revision, IP, digest); and a
+    decline, with its reason, is a state of its own, not the seller's cancel."""
+    url, _ = send(alpha, quotation)
+    signed = parse_qs(urlsplit(url).query)["t"][0]
+    customer = alpha.client()
+    seen = seen_on(customer, signed)
+    customer.get("/portal/order/", {"t": signed})  # opened twice: one step
+    customer.post(
+        "/portal/order/", {"t": signed, "seen": seen, "action": "confirm", "name": "Ada Buyer"}
+    )
+    steps = history_of(world, quotation)
+    assert [s.kind for s in steps] == ["created", "sent", "opened", "accepted"]
+    sent, opened, accepted = steps[1:]
+    assert sent.details["to"] == quotation.customer.email and sent.revision == 1
+    assert opened.actor == "" and opened.revision == 1
+    assert accepted.actor == "" and accepted.details["name"] == "Ada Buyer"
+    assert accepted.details["ip"] == "127.0.0.1" and len(accepted.details["digest"]) == 64
+    page = client_for(alpha, "sam").get(f"/sales/orders/{quotation.pk}/").content.decode()
+    history = page.split('id="history"')[1]
+    assert "Accepted by the customer" in history and "Ada Buyer" in history
+    assert "Opened by the customer" in history and quotation.customer.email in history
+
+
+def test_a_declined_quotation_is_declined_with_its_reason_in_the_history(alpha, world):
+    with tenant_context(world.tenant), acting_as(world.user("sam")):
+        order = services.create_order(
+            customer=world.contacts[0],
+            lines=[services.LineInput("Desk", Decimal(1), Decimal("10.00"), Decimal("20"))],
+        )
+    url, _ = send(alpha, order)
+    signed = parse_qs(urlsplit(url).query)["t"][0]
+    visitor = alpha.client()
+    visitor.post(
+        "/portal/order/",
+        {"t": signed, "seen": seen_on(visitor, signed), "action": "decline", "reason": "Later"},
+    )
+    steps = history_of(world, order)
+    assert steps[-1].kind == "declined" and steps[-1].details["reason"] == "Later"
+    sam = client_for(alpha, "sam")
+    page = sam.get(f"/sales/orders/{order.pk}/").content.decode()
+    assert "Declined by the customer" in page and "Back to quotation" in page
+    assert sam.post(f"/sales/orders/{order.pk}/draft/").status_code == 302
+    with tenant_context(world.tenant), system(reason="test: check"):
+        assert Order.objects.get(pk=order.pk).state == Order.DRAFT

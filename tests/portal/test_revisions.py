@@ -168,7 +168,7 @@ def test_the_pdf_behind_the_link_follows_the_links_rules(
     assert pdf.content == attached  # one document per revision, the very same bytes
     assert customer.get("/portal/order/pdf/", {"t": signed + "x"}).status_code == 404
     sam = client_for(alpha, "sam")
-    sam.post(f"/sales/orders/{quotation.pk}/revoke-links/")
+    sam.post(f"/sales/orders/{quotation.pk}/revoke-links/", {"confirmed": "yes"})
     assert customer.get("/portal/order/pdf/", {"t": signed}).status_code == 404
     assert customer.get(path_of(url)).status_code == 404
     other = client_for(alpha, "sue")  # another salesperson: not her order

@@ -33,6 +33,8 @@ class OrderLink(models.Model):
     # SHA-256 of the document shown (its PDF) and its totals, so the seller can prove
     # what was accepted.
     revision_sent = models.PositiveIntegerField(null=True, editable=False)
+    # The last revision its customer opened: the order's history notes each one once.
+    opened_revision = models.PositiveIntegerField(default=0, editable=False)
     answer_revision = models.PositiveIntegerField(null=True, editable=False)
     answer_digest = models.CharField(max_length=64, blank=True, editable=False)
     answer_untaxed = models.DecimalField(max_digits=14, decimal_places=2, null=True, editable=False)

@@ -27,7 +27,14 @@ from oxygis.core import limiter
 from oxygis.core.mail import send_templated
 from oxygis.sales import services as sales
 from oxygis.sales.documents import current_document, filename
-from oxygis.sales.models import Company, IllegalTransition, Order, QuotationDocument
+from oxygis.sales.models import (
+    Company,
+    IllegalTransition,
+    Order,
+    OrderEvent,
+    OrderLine,
+    QuotationDocument,
+)
 from oxygis.sales.signals import order_cancelled, order_customer_changed
 from oxygis.tenancy.credentials import note_revoked, signing_salt
 from oxygis.tenancy.hosts import site_url
@@ -60,7 +67,7 @@ def send_order(request, order: Order) -> OrderLink:
             _("order %(number)s is %(state)s")
             % {"number": order.number, "state": str(order.get_state_display()).lower()}
         )
-    if not order.lines.exists():
+    if not order.lines.filter(kind=OrderLine.ITEM).exists():
         raise IllegalTransition(
             _("order %(number)s has no lines to send") % {"number": order.number}
         )
@@ -88,7 +95,9 @@ def send_order(request, order: Order) -> OrderLink:
             revision_sent=document.revision,
         )
         if order.state == Order.DRAFT:
-            sales.mark_sent(order)
+            sales.mark_sent(order, to=customer.email)
+        else:
+            sales.record_event(order, OrderEvent.SENT, to=customer.email)
     signed = signing.dumps(
         {"tenant": str(request.tenant.id), "order": order.pk, "token": token},
         salt=signing_salt(SALT),
@@ -164,6 +173,16 @@ def open_link(request, signed: str) -> OrderLink | None:
     return link
 
 
+def note_opened(link: OrderLink, order: Order) -> None:
+    """The customer opened this revision: once per link and revision in the history."""
+    with transaction.atomic(using=Order.objects.db):
+        first = OrderLink.objects.filter(pk=link.pk, opened_revision__lt=order.revision).update(
+            opened_revision=order.revision
+        )
+        if first:
+            sales.record_event(order, OrderEvent.OPENED, to=link.sent_to)
+
+
 def refusal(link: OrderLink, order: Order, *, confirm: bool) -> str | None:
     """Why the customer may not answer ``order`` through ``link`` now, or None."""
     if order.customer_id != link.customer_id:
@@ -172,9 +191,11 @@ def refusal(link: OrderLink, order: Order, *, confirm: bool) -> str | None:
         return _("This order is already confirmed.")
     if order.state == Order.CANCELLED:
         return _("This quotation was withdrawn.")
+    if order.state == Order.DECLINED:
+        return _("This quotation was declined.")
     if order.state != Order.SENT:
         return _("This quotation is being revised by the seller: it will be sent to you again.")
-    if confirm and not order.lines.exists():
+    if confirm and not order.lines.filter(kind=OrderLine.ITEM).exists():
         return _("This quotation has no lines to accept.")
     return None
 
@@ -210,7 +231,7 @@ def answer(
     name: str = "",
     reason: str = "",
 ) -> None:
-    """Record the customer's answer once; the order becomes confirmed or cancelled.
+    """Record the customer's answer once; the order becomes confirmed or declined.
 
     Judged on the order and the link as stored, locked, at this moment (raises
     PortalRefused): a seller's change in between wins, and a replay changes nothing.
@@ -246,9 +267,11 @@ def answer(
         link.save()
         try:
             if confirm:
-                sales.confirm_order(order, channel="portal")
+                accepted = {"name": link.signer_name, "ip": link.ip, "digest": digest}
+                sales.confirm_order(order, channel="portal", event=(OrderEvent.ACCEPTED, accepted))
             else:
-                sales.cancel_order(order)
+                declined = {"reason": link.decline_reason, "ip": link.ip}
+                sales.decline_order(order, event=(OrderEvent.DECLINED, declined))
         except IllegalTransition as exc:
             raise PortalRefused(" ".join(exc.messages)) from None
     record(

@@ -8,6 +8,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
@@ -22,6 +23,7 @@ from oxygis.core.text import validate_single_line
 from oxygis.sales.documents import current_document, document_language, filename
 from oxygis.sales.models import Order
 from oxygis.web.csrf import csrf_token_only
+from oxygis.web.views import confirm_page, confirmed
 
 from . import services
 from .models import OrderLink
@@ -144,6 +146,8 @@ def order_page(request, link, order):
         confirm_form, decline_form = ConfirmForm(), DeclineForm()
     elif refused is None and not link.response:
         refused = services.refusal(link, order, confirm=True)
+    if not link.response:
+        services.note_opened(link, order)
     context = {
         "order": order,
         "link": link,
@@ -194,6 +198,17 @@ def send_link(request, pk: int):
 @require_POST
 def revoke_link(request, pk: int):
     order = get_visible_or_404(Order, pk=pk)
+    if not confirmed(request):
+        return confirm_page(
+            request,
+            question=_(
+                "Revoke the link sent for %(number)s? The customer can no longer open or "
+                "answer it, until you send the quotation again."
+            )
+            % {"number": order.number},
+            button=_("Revoke the link"),
+            back=reverse("order", args=[order.pk]),
+        )
     count = services.revoke_links(request, order)
     messages.success(
         request,

@@ -171,6 +171,7 @@ class ProductOut(ProductIn):
 
 
 class LineIn(Input):
+    kind: Literal["item", "section", "note"] = "item"
     product_id: Id | None = None
     description: str = Field("", max_length=300)
     quantity: Decimal = Field(Decimal("1"), gt=0, max_digits=12, decimal_places=3)
@@ -181,6 +182,7 @@ class LineIn(Input):
 
 class LineOut(Schema):
     id: int
+    kind: str
     product_id: int | None
     description: str
     quantity: Decimal
@@ -226,6 +228,12 @@ class OrderOut(Schema):
 
 # --- helpers --------------------------------------------------------------------------
 def _line_input(data: LineIn) -> services.LineInput:
+    if data.kind != "item":  # a section title or a note: its text only
+        if not data.description:
+            raise ValidationError("a section or note needs a description")
+        return services.LineInput(
+            kind=data.kind, description=data.description, quantity=1, unit_price=0
+        )
     product = get_visible_or_404(Product, pk=data.product_id) if data.product_id else None
     if product is None and (not data.description or data.unit_price is None):
         raise ValidationError("a line without a product needs a description and a unit_price")
@@ -322,7 +330,7 @@ def _product_tax(values: dict) -> dict:
 
 # --- orders --------------------------------------------------------------------------
 orders = Router(tags=["orders"])
-STATES = Literal["draft", "sent", "confirmed", "cancelled"]
+STATES = Literal["draft", "sent", "confirmed", "declined", "cancelled"]
 
 
 @orders.get("", response=list[OrderOut])

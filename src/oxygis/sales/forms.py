@@ -100,10 +100,49 @@ class OrderForm(forms.ModelForm):
         return value
 
 
+class OrderEditForm(forms.ModelForm):
+    """A quotation's customer, currency and validity (its lines are edited in place)."""
+
+    class Meta:
+        model = Order
+        fields = ["customer", "currency", "valid_until"]
+        widgets = {"valid_until": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")}
+
+    def __init__(self, *args, customers=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        selected = (
+            self.data.get(self.add_prefix("customer"))
+            if self.is_bound
+            else self.instance.customer_id
+        )
+        offer(self.fields["customer"], customers, selected, _("Choose a customer"))
+        self.fields["currency"].widget.attrs["maxlength"] = 3
+
+    clean_currency = OrderForm.clean_currency
+
+
+class LineEditForm(forms.ModelForm):
+    """A line changed in place: a priced line's figures, or a section's or note's text."""
+
+    class Meta:
+        model = OrderLine
+        fields = ["description", "quantity", "unit_price", "discount", "tax"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.instance.priced:
+            for name in ("quantity", "unit_price", "discount", "tax"):
+                del self.fields[name]
+            return
+        _taxes(self.fields["tax"], self.instance.tax if self.instance.tax_id else None)
+        self.fields["tax"].required = self.instance.product_id is None
+        self.fields["tax"].empty_label = _("The product's own tax")
+
+
 class LineForm(forms.ModelForm):
     class Meta:
         model = OrderLine
-        fields = ["product", "description", "quantity", "unit_price", "discount", "tax"]
+        fields = ["kind", "product", "description", "quantity", "unit_price", "discount", "tax"]
 
     def __init__(self, *args, products=(), **kwargs):
         """``products``: the ones to offer (a picker's search result), not the catalogue."""
@@ -120,9 +159,21 @@ class LineForm(forms.ModelForm):
         self.fields["tax"].required = False
         self.fields["tax"].empty_label = _("The product's own tax")
         self.fields["quantity"].initial = 1
+        self.fields["kind"].required = False  # a priced line unless said otherwise
+        self.fields["kind"].initial = OrderLine.ITEM
 
     def clean(self):
         data = super().clean()
+        data["kind"] = data.get("kind") or OrderLine.ITEM
+        if data["kind"] != OrderLine.ITEM:
+            # A section title or a note: its text only, whatever else was typed.
+            self.errors.pop("product", None)
+            for name in ("quantity", "unit_price", "discount", "tax"):
+                self.errors.pop(name, None)
+            data["product"] = None
+            if not data.get("description"):
+                self.add_error("description", _("Write the text of the section or note."))
+            return data
         product = data.get("product")
         if product is None and not data.get("description"):
             raise forms.ValidationError(_("Choose a product or describe the line."))

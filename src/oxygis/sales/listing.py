@@ -19,6 +19,7 @@ class Listing:
     query: str
     sort: str
     sorts: dict[str, str]  # key -> label
+    rows: object = None  # every matching row, in order (for an export)
 
     def sort_link(self, key: str) -> str:
         """The ?sort= value that sorts by ``key``, flipping the direction if current."""
@@ -58,4 +59,19 @@ def listing(
     field = sorts[key][0]
     queryset = queryset.order_by(f"-{field}" if sort.startswith("-") else field, "-pk")
     page = Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
-    return Listing(page, query, sort, {k: label for k, (_, label) in sorts.items()})
+    return Listing(page, query, sort, {k: label for k, (_, label) in sorts.items()}, queryset)
+
+
+def wants_csv(request) -> bool:
+    return request.GET.get("format") == "csv"
+
+
+def export(listing: Listing, filename: str, columns):
+    """The list as CSV: every row the list shows across its pages (its search, filter and
+    sort), read through the same access-controlled queryset (S6). ``columns``:
+    (header, row -> value) pairs."""
+    from oxygis.core.csvexport import csv_download
+
+    header = [str(title) for title, _value in columns]
+    rows = ([value(row) for _title, value in columns] for row in listing.rows.iterator(2000))
+    return csv_download(filename, header, rows)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from oxygis.access.actors import PortalActor
@@ -264,17 +265,22 @@ class IllegalTransition(ValidationError):
 
 
 class Order(AccessControlledModel):
-    DRAFT, SENT, CONFIRMED, CANCELLED = "draft", "sent", "confirmed", "cancelled"
+    DRAFT, SENT, CONFIRMED = "draft", "sent", "confirmed"
+    DECLINED, CANCELLED = "declined", "cancelled"
     STATES = [
         (DRAFT, _("Quotation")),
         (SENT, _("Quotation sent")),
         (CONFIRMED, _("Confirmed")),
+        (DECLINED, _("Declined by the customer")),
         (CANCELLED, _("Cancelled")),
     ]
+    # Declined is the customer's answer, cancelled the seller's decision: the seller
+    # may revise a declined quotation (back to draft) or close it (cancel).
     TRANSITIONS = {
         DRAFT: {SENT, CONFIRMED, CANCELLED},
-        SENT: {DRAFT, CONFIRMED, CANCELLED},
+        SENT: {DRAFT, CONFIRMED, DECLINED, CANCELLED},
         CONFIRMED: {CANCELLED},
+        DECLINED: {DRAFT, CANCELLED},
         CANCELLED: {DRAFT},
     }
     EDITABLE_STATES = {DRAFT, SENT}
@@ -370,6 +376,8 @@ class Order(AccessControlledModel):
         of the rates, largest first. Their sums are the order's untaxed and tax amounts."""
         groups: dict[tuple, dict] = {}
         for line in self.lines.all() if lines is None else lines:
+            if not line.priced:
+                continue
             key = (line.tax_name, line.tax_rate, line.tax_included)
             group = groups.setdefault(
                 key,
@@ -387,7 +395,12 @@ class Order(AccessControlledModel):
 
 
 class OrderLine(AccessControlledModel):
+    # A section title or a note sits between lines on the quotation: no amount, no tax.
+    ITEM, SECTION, NOTE = "item", "section", "note"
+    KINDS = [(ITEM, _("Line")), (SECTION, _("Section title")), (NOTE, _("Note"))]
+
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    kind = models.CharField(_("kind"), max_length=10, choices=KINDS, default=ITEM)
     product = models.ForeignKey(
         Product, on_delete=models.PROTECT, null=True, blank=True, verbose_name=_("product")
     )
@@ -452,10 +465,19 @@ class OrderLine(AccessControlledModel):
     def tax_amount(self) -> Decimal:
         return self.total - self.subtotal
 
+    @property
+    def priced(self) -> bool:
+        return self.kind == self.ITEM
+
     def compute(self) -> None:
         """Round once per line, half up: the untaxed subtotal after the discount, and its
         tax; with a tax included in the price, the total is the rounded price and the
         subtotal is derived from it (so the customer's price never moves by a cent)."""
+        if not self.priced:
+            self.quantity, self.unit_price, self.discount = Decimal("1"), ZERO, ZERO
+            self.tax, self.tax_name, self.tax_rate, self.tax_included = None, "", ZERO, False
+            self.subtotal = self.total = ZERO
+            return
         rate = Decimal(self.tax_rate)
         after_discount = (
             Decimal(self.quantity) * Decimal(self.unit_price) * (HUNDRED - Decimal(self.discount))
@@ -467,6 +489,79 @@ class OrderLine(AccessControlledModel):
             self.subtotal = money(after_discount)
             self.total = self.subtotal + money(self.subtotal * rate / HUNDRED)
         check_fits(self, "subtotal", "total")
+
+
+class OrderEvent(AccessControlledModel):
+    """One step of an order's history (created, changed, sent, opened, answered, ...).
+
+    Written by the services in the same transaction as the change it tells of, so an
+    order never changes without its history, and a rolled-back change leaves none.
+    Read like the order's lines: only by who may read the order (its record rule)."""
+
+    CREATED, CHANGED, LINE_ADDED, LINE_CHANGED, LINE_REMOVED = (
+        "created",
+        "changed",
+        "line_added",
+        "line_changed",
+        "line_removed",
+    )
+    SENT, OPENED, ACCEPTED, DECLINED = "sent", "opened", "accepted", "declined"
+    CONFIRMED, CANCELLED, REOPENED = "confirmed", "cancelled", "reopened"
+    KINDS = [
+        (CREATED, _("Created")),
+        (CHANGED, _("Changed")),
+        (LINE_ADDED, _("Line added")),
+        (LINE_CHANGED, _("Line changed")),
+        (LINE_REMOVED, _("Line removed")),
+        (SENT, _("Sent")),
+        (OPENED, _("Opened by the customer")),
+        (ACCEPTED, _("Accepted by the customer")),
+        (DECLINED, _("Declined by the customer")),
+        (CONFIRMED, _("Confirmed")),
+        (CANCELLED, _("Cancelled")),
+        (REOPENED, _("Back to quotation")),
+    ]
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=20, choices=KINDS)
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.CharField(max_length=200)  # as they were named then
+    revision = models.PositiveIntegerField()
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta(AccessControlledModel.Meta):
+        ordering = ["-at", "-id"]
+        verbose_name = _("order event")
+        verbose_name_plural = _("order history")
+
+    @classmethod
+    def record_rule(cls, actor, verb):
+        return order_rule(actor, "view", "order__")
+
+    def save(self, *args, **kwargs):
+        """Append-only, and no right of its own: the services write it for a change the
+        access layer has just let the actor make, in that change's transaction."""
+        if not self._state.adding:
+            raise PermissionDenied("an order's history is not changed")
+        models.Model.save(self, *args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionDenied("an order's history is not deleted")
+
+    def changes(self) -> list[tuple[str, str, str]]:
+        """(field's name as people read it, before, after) for each changed field."""
+        labels = {
+            "customer": Order._meta.get_field("customer").verbose_name,
+            "currency": Order._meta.get_field("currency").verbose_name,
+            "valid_until": Order._meta.get_field("valid_until").verbose_name,
+            "description": OrderLine._meta.get_field("description").verbose_name,
+            "quantity": OrderLine._meta.get_field("quantity").verbose_name,
+            "unit_price": OrderLine._meta.get_field("unit_price").verbose_name,
+            "discount": OrderLine._meta.get_field("discount").verbose_name,
+            "tax": OrderLine._meta.get_field("tax").verbose_name,
+        }
+        fields = self.details.get("fields") or {}
+        return [(str(labels.get(name, name)), *values) for name, values in fields.items()]
 
 
 class OrderSequence(models.Model):

@@ -14,9 +14,18 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from oxygis.access.actors import current_actor
+from oxygis.access.actors import PortalActor, current_actor
 
-from .models import ZERO, Company, IllegalTransition, Order, OrderLine, OrderSequence, Tax
+from .models import (
+    ZERO,
+    Company,
+    IllegalTransition,
+    Order,
+    OrderEvent,
+    OrderLine,
+    OrderSequence,
+    Tax,
+)
 from .signals import order_cancelled, order_customer_changed
 
 
@@ -32,6 +41,7 @@ class LineInput:
     product: object = None
     discount: Decimal = ZERO
     tax: object = None
+    kind: str = OrderLine.ITEM
 
 
 def _db():
@@ -60,7 +70,7 @@ def _lock(order: Order) -> None:
     if stored is not None:
         order.state, order.revision = stored["state"], stored["revision"]
     if not order.editable:
-        raise _not_editable(order)
+        raise not_editable(order)
 
 
 def _revise(order: Order) -> None:
@@ -72,8 +82,41 @@ def _revise(order: Order) -> None:
     order.revision = Order.objects.filter(pk=order.pk).values_list("revision", flat=True).get()
 
 
+def _actor_name(actor) -> str:
+    """Who did it, as named at the time ("" for the customer, through their link)."""
+    if isinstance(actor, PortalActor):
+        return ""
+    if hasattr(actor, "get_full_name"):
+        return actor.get_full_name() or actor.get_username()
+    return str(actor)
+
+
+def record_event(order: Order, kind: str, **details) -> OrderEvent:
+    """Add a step to ``order``'s history; call it inside the change's transaction."""
+    return OrderEvent.objects.create(
+        order=order,
+        kind=kind,
+        actor=_actor_name(current_actor())[:200],
+        revision=order.revision,
+        details={k: v for k, v in details.items() if v not in (None, "")},
+    )
+
+
+def _shown(value) -> str:
+    """A field's value as the history shows it."""
+    if value is None:
+        return ""
+    return str(value)
+
+
 def create_order(
-    *, customer, salesperson=None, currency: str = "EUR", lines=(), valid_until=None
+    *,
+    customer,
+    salesperson=None,
+    currency: str = "EUR",
+    lines=(),
+    valid_until=None,
+    copied_from: Order | None = None,
 ) -> Order:
     salesperson = salesperson or current_actor()
     if valid_until is None:
@@ -92,23 +135,60 @@ def create_order(
             _save_line(order, OrderLine(order=order), line)
         order.compute_totals()
         order.save()
+        record_event(
+            order,
+            OrderEvent.CREATED,
+            customer=customer.name,
+            copied_from=copied_from.number if copied_from else None,
+        )
     return order
+
+
+def duplicate_order(order: Order) -> Order:
+    """A new quotation with ``order``'s customer and lines, as a draft of the current
+    actor's (or of the same salesperson, for someone who may change every order)."""
+    lines = [
+        LineInput(
+            kind=line.kind,
+            description=line.description,
+            quantity=line.quantity,
+            unit_price=line.unit_price,
+            discount=line.discount,
+            tax=line.tax,
+            tax_rate=line.tax_rate,
+            product=line.product,
+        )
+        for line in order.lines.all()
+    ]
+    actor = current_actor()
+    salesperson = order.salesperson if order.allows(actor, "change") else actor
+    return create_order(
+        customer=order.customer,
+        salesperson=salesperson,
+        currency=order.currency,
+        lines=lines,
+        copied_from=order,
+    )
 
 
 def update_order(order: Order, **fields) -> Order:
     if not order.editable:
-        raise _not_editable(order)
+        raise not_editable(order)
     with transaction.atomic(using=_db()):
         _lock(order)
         previous_customer_id = order.customer_id
-        changed = False
+        changes = {}
         for name, value in fields.items():
-            changed = changed or getattr(order, name) != value
+            before = getattr(order, name)
+            if before != value:
+                changes[name] = [_shown(before), _shown(value)]
             setattr(order, name, value)
         order.full_clean(exclude=["number"])
-        if changed:
+        if changes:
             _revise(order)
         order.save()
+        if changes:
+            record_event(order, OrderEvent.CHANGED, fields=changes)
         if order.customer_id != previous_customer_id:
             order_customer_changed.send(
                 Order, order=order, previous_customer_id=previous_customer_id
@@ -128,6 +208,13 @@ def _tax_of(data, product):
 
 
 def _save_line(order: Order, line: OrderLine, data) -> OrderLine:
+    line.kind = getattr(data, "kind", None) or OrderLine.ITEM
+    if line.kind != OrderLine.ITEM:
+        line.product, line.description = None, data.description
+        line.compute()
+        line.full_clean(exclude=["order"])
+        line.save()
+        return line
     product = getattr(data, "product", None)
     line.product = product
     line.description = data.description or (product.name if product else "")
@@ -147,28 +234,72 @@ def _save_line(order: Order, line: OrderLine, data) -> OrderLine:
 def save_line(order: Order, data, line: OrderLine | None = None) -> OrderLine:
     """Add (or change) a line and recompute the order's totals."""
     if not order.editable:
-        raise _not_editable(order)
+        raise not_editable(order)
     with transaction.atomic(using=_db()):
         _lock(order)
+        before = _line_summary(line) if line is not None else None
         line = _save_line(order, line or OrderLine(order=order), data)
         order.compute_totals()
         _revise(order)
         order.save()
+        after = _line_summary(line)
+        if before is None:
+            record_event(order, OrderEvent.LINE_ADDED, line=after)
+        else:
+            record_event(
+                order,
+                OrderEvent.LINE_CHANGED,
+                line=after,
+                fields={
+                    k: [before.get(k, ""), value]
+                    for k, value in after.items()
+                    if k != "kind" and before.get(k, "") != value
+                },
+            )
     return line
+
+
+def _number(value) -> str:
+    """12.500 -> "12.5", 10.00 -> "10" (never "1E+1")."""
+    return format(Decimal(value).normalize(), "f")
+
+
+def _line_summary(line: OrderLine) -> dict:
+    if not line.priced:
+        return {"description": line.description, "kind": line.kind}
+    return {
+        "description": line.description,
+        "quantity": _number(line.quantity),
+        "unit_price": _shown(line.unit_price),
+        "discount": _number(line.discount),
+        "tax": line.tax_name or _number(line.tax_rate),
+    }
 
 
 def delete_line(order: Order, line: OrderLine) -> None:
     if not order.editable:
-        raise _not_editable(order)
+        raise not_editable(order)
     with transaction.atomic(using=_db()):
         _lock(order)
         line.delete()
         order.compute_totals()
         _revise(order)
         order.save()
+        record_event(order, OrderEvent.LINE_REMOVED, line=_line_summary(line))
 
 
-def _transition(order: Order, target: str, **fields) -> Order:
+TRANSITION_EVENTS = {
+    Order.SENT: OrderEvent.SENT,
+    Order.CONFIRMED: OrderEvent.CONFIRMED,
+    Order.DECLINED: OrderEvent.DECLINED,
+    Order.CANCELLED: OrderEvent.CANCELLED,
+    Order.DRAFT: OrderEvent.REOPENED,
+}
+
+
+def _transition(order: Order, target: str, event=None, **fields) -> Order:
+    """Move ``order`` to ``target``, with its history: ``event``, (kind, details) in
+    place of the transition's own."""
     with transaction.atomic(using=_db()):
         # Judged on the stored state, locked: two answers at once (the seller cancelling
         # while the customer confirms) cannot both pass from the same old state.
@@ -185,23 +316,34 @@ def _transition(order: Order, target: str, **fields) -> Order:
         for name, value in fields.items():
             setattr(order, name, value)
         order.save()
-        if target == Order.CANCELLED:
+        kind, details = event or (TRANSITION_EVENTS[target], {})
+        record_event(order, kind, **details)
+        if target in (Order.CANCELLED, Order.DECLINED):
             order_cancelled.send(Order, order=order)
     return order
 
 
-def mark_sent(order: Order) -> Order:
-    return _transition(order, Order.SENT)
+def mark_sent(order: Order, *, to: str = "") -> Order:
+    return _transition(order, Order.SENT, event=(OrderEvent.SENT, {"to": to}))
 
 
-def confirm_order(order: Order, *, channel: str = "web") -> Order:
-    if not order.lines.exists():
+def confirm_order(order: Order, *, channel: str = "web", event=None) -> Order:
+    if not order.lines.filter(kind=OrderLine.ITEM).exists():
         raise IllegalTransition(
             _("order %(number)s has no lines to confirm") % {"number": order.number}
         )
     return _transition(
-        order, Order.CONFIRMED, confirmed_at=timezone.now(), confirmation_channel=channel
+        order,
+        Order.CONFIRMED,
+        event=event,
+        confirmed_at=timezone.now(),
+        confirmation_channel=channel,
     )
+
+
+def decline_order(order: Order, *, event=None) -> Order:
+    """The customer's no (through their link): its own state, not a seller's cancel."""
+    return _transition(order, Order.DECLINED, event=event)
 
 
 def cancel_order(order: Order) -> Order:
@@ -212,7 +354,7 @@ def reset_to_draft(order: Order) -> Order:
     return _transition(order, Order.DRAFT, confirmed_at=None, confirmation_channel="")
 
 
-def _not_editable(order: Order):
+def not_editable(order: Order):
     return IllegalTransition(
         _("order %(number)s is %(state)s: its lines are frozen")
         % {"number": order.number, "state": str(order.get_state_display()).lower()}

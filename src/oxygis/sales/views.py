@@ -7,20 +7,33 @@ from dataclasses import dataclass
 
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from oxygis.access.lookups import get_visible_or_404
+from oxygis.access.rights import rights
+from oxygis.web.views import confirm_page, confirmed
 
 from . import services
 from .documents import current_document
-from .forms import CompanyForm, ContactForm, LineForm, OrderForm, ProductForm, TaxForm
-from .listing import listing, pick, search_text
+from .forms import (
+    CompanyForm,
+    ContactForm,
+    LineEditForm,
+    LineForm,
+    OrderEditForm,
+    OrderForm,
+    ProductForm,
+    TaxForm,
+)
+from .listing import export, listing, pick, search_text, wants_csv
 from .models import Company, Contact, Order, OrderLine, Product, QuotationDocument, Tax
 
 
@@ -41,20 +54,55 @@ def contacts(request):
         },
         default="name",
     )
-    return render(request, "sales/contacts.html", {"list": page})
+    if wants_csv(request):
+        return export(
+            page,
+            "contacts.csv",
+            [
+                (_("Name"), lambda c: c.name),
+                (_("Kind"), lambda c: c.get_kind_display()),
+                (_("E-mail"), lambda c: c.email),
+                (_("Phone"), lambda c: c.phone),
+                (_("City"), lambda c: c.city),
+                (_("Country"), lambda c: c.country),
+                (_("VAT number"), lambda c: c.vat_number),
+                (_("Company"), lambda c: c.parent.name if c.parent else ""),
+            ],
+        )
+    context = {"list": page, "can_add": rights(Contact).add}
+    return render(request, "sales/contacts.html", context)
+
+
+def _edit_page(request, model, form_class, pk, *, title_new, saved, back):
+    """A contact or product: a form if the actor may write it, else the same fields
+    read-only (never a form whose Save would be refused)."""
+    row = get_visible_or_404(model, pk=pk) if pk else None
+    can_write = rights(row).change if row else rights(model).add
+    if request.method == "POST" and not can_write:
+        raise PermissionDenied  # the 403 page shows back what was typed
+    form = form_class(request.POST or None, instance=row)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, saved % {"name": form.instance.name})
+        return redirect(back)
+    if not can_write:
+        if row is None:
+            raise PermissionDenied
+        for field in form.fields.values():
+            field.disabled = True
+    context = {"form": form, "title": row or title_new, "back": back, "read_only": not can_write}
+    return render(request, "web/form_page.html", context, status=422 if form.errors else 200)
 
 
 def contact_edit(request, pk: int | None = None):
-    contact = get_visible_or_404(Contact, pk=pk) if pk else None
-    form = ContactForm(request.POST or None, instance=contact)
-    if request.method == "POST" and form.is_valid():
-        form.save()
-        messages.success(request, _("Contact %(name)s saved.") % {"name": form.instance.name})
-        return redirect("contacts")
-    return render(
+    return _edit_page(
         request,
-        "web/form_page.html",
-        {"form": form, "title": contact or _("New contact"), "back": "contacts"},
+        Contact,
+        ContactForm,
+        pk,
+        title_new=_("New contact"),
+        saved=_("Contact %(name)s saved."),
+        back="contacts",
     )
 
 
@@ -70,20 +118,31 @@ def products(request):
         },
         default="name",
     )
-    return render(request, "sales/products.html", {"list": page})
+    if wants_csv(request):
+        return export(
+            page,
+            "products.csv",
+            [
+                (_("Name"), lambda p: p.name),
+                (_("SKU"), lambda p: p.sku),
+                (_("Unit price"), lambda p: p.unit_price),
+                (_("Tax rate (%)"), lambda p: p.tax_rate),
+                (_("Active"), lambda p: _("yes") if p.active else _("no")),
+            ],
+        )
+    context = {"list": page, "can_add": rights(Product).add}
+    return render(request, "sales/products.html", context)
 
 
 def product_edit(request, pk: int | None = None):
-    product = get_visible_or_404(Product, pk=pk) if pk else None
-    form = ProductForm(request.POST or None, instance=product)
-    if request.method == "POST" and form.is_valid():
-        form.save()
-        messages.success(request, _("Product %(name)s saved.") % {"name": form.instance.name})
-        return redirect("products")
-    return render(
+    return _edit_page(
         request,
-        "web/form_page.html",
-        {"form": form, "title": product or _("New product"), "back": "products"},
+        Product,
+        ProductForm,
+        pk,
+        title_new=_("New product"),
+        saved=_("Product %(name)s saved."),
+        back="products",
     )
 
 
@@ -105,9 +164,24 @@ def orders(request):
         },
         default="-number",
     )
-    return render(
-        request, "sales/orders.html", {"list": page, "state": state, "states": Order.STATES}
-    )
+    if wants_csv(request):
+        return export(
+            page,
+            "orders.csv",
+            [
+                (_("Number"), lambda o: o.number),
+                (_("Date"), lambda o: timezone.localtime(o.created_at).date().isoformat()),
+                (_("Customer"), lambda o: o.customer.name),
+                (_("Salesperson"), lambda o: o.salesperson.get_username()),
+                (_("State"), lambda o: o.get_state_display()),
+                (_("Total excl. tax"), lambda o: o.amount_untaxed),
+                (_("Tax"), lambda o: o.amount_tax),
+                (_("Total incl. tax"), lambda o: o.amount_total),
+                (_("Currency"), lambda o: o.currency),
+            ],
+        )
+    context = {"list": page, "state": state, "states": Order.STATES, "can_add": rights(Order).add}
+    return render(request, "sales/orders.html", context)
 
 
 @dataclass
@@ -165,6 +239,8 @@ def _order_form(request, data=None) -> dict:
 
 
 def order_new(request):
+    if not rights(Order).add:
+        raise PermissionDenied
     context = _order_form(request, request.POST or None)
     form = context["form"]
     if request.method == "POST" and form.is_valid():
@@ -173,19 +249,98 @@ def order_new(request):
     return render(request, "sales/order_new.html", context)
 
 
-def order(request, pk: int):
-    order = get_visible_or_404(Order.objects.select_related("customer", "salesperson"), pk=pk)
-    context = _line_form(request, reverse("order", args=[order.pk]))
+def _order_page(request, order, *, status=200, refusal="", **extra):
+    """The order's page: what the actor may do with it comes from the access layer."""
     from oxygis.portal.models import OrderLink
 
     links = list(OrderLink.objects.filter(order_id=order.pk).order_by("-created_at")[:10])
     live = next((link for link in links if not link.revoked_at and not link.response), None)
     answered = [link for link in links if link.response]
-    return render(
-        request,
-        "sales/order.html",
-        {"order": order, "live_link": live, "answered": answered, **context},
+    context = {
+        "order": order,
+        "live_link": live,
+        "answered": answered,
+        "refusal": refusal,
+        "history": list(order.events.all()[:200]),
+        **_lines_context(request, order),
+        **extra,
+    }
+    return render(request, "sales/order.html", context, status=status)
+
+
+def _lines_context(request, order, *, refused=None, editing=None) -> dict:
+    """The lines and what may be done to them: ``refused``, the add-a-line form that
+    was not accepted (shown again with its errors and what was typed); ``editing``,
+    (line, form) of the line being edited in place."""
+    can = rights(order)
+    can_add = can.change and rights(OrderLine(order=order)).add
+    context = refused or (_line_form(request, reverse("order", args=[order.pk])) if can_add else {})
+    return {
+        "can": can,
+        "can_add_line": can_add and order.editable,
+        "can_change_line": can.change and order.editable and rights(OrderLine).change,
+        "can_remove_line": can.change and order.editable and rights(OrderLine).delete,
+        "can_duplicate": rights(Order).add,
+        "editing": editing,
+        **context,
+    }
+
+
+def order(request, pk: int):
+    order = get_visible_or_404(Order.objects.select_related("customer", "salesperson"), pk=pk)
+    return _order_page(request, order)
+
+
+def order_edit(request, pk: int):
+    """Change a quotation's customer, currency or validity (draft or sent)."""
+    order = get_visible_or_404(Order.objects.select_related("customer", "salesperson"), pk=pk)
+    if not rights(order).change:
+        raise PermissionDenied
+    if not order.editable:
+        return _order_page(
+            request, order, status=409, refusal=services.not_editable(order).messages[0]
+        )
+    query = search_text(request.GET.get("customer_q", ""))
+    customers, more = pick(Contact.objects.all(), query, CUSTOMER_SEARCH)
+    form = OrderEditForm(request.POST or None, instance=order, customers=customers)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.update_order(
+                Order.objects.get(pk=order.pk),
+                **{name: form.cleaned_data[name] for name in OrderEditForm.Meta.fields},
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, _("Order %(number)s saved.") % {"number": order.number})
+            return redirect("order", pk=order.pk)
+    picker = Picker(
+        "customer-choices",
+        "customer_q",
+        reverse("order-edit", args=[order.pk]),
+        reverse("customer-pick"),
+        _("Find a customer by name, e-mail or city"),
+        query,
+        more,
+        form["customer"],
     )
+    status = 422 if form.errors else 200
+    context = {"form": form, "picker": picker, "order": order}
+    return render(request, "sales/order_edit.html", context, status=status)
+
+
+@require_POST
+def order_duplicate(request, pk: int):
+    order = get_visible_or_404(Order, pk=pk)
+    if not rights(Order).add:
+        raise PermissionDenied
+    copy = services.duplicate_order(order)
+    messages.success(
+        request,
+        _("%(copy)s is a new quotation, copied from %(number)s.")
+        % {"copy": copy.number, "number": order.number},
+    )
+    return redirect("order", pk=copy.pk)
 
 
 @require_GET
@@ -217,33 +372,53 @@ def customer_pick(request):
     return render(request, "sales/_choices.html", _order_form(request))
 
 
-def _lines_partial(request, order, refused=None):
-    """The lines and their totals, with the add-a-line form: ``refused``, the context of
-    a form that was not accepted (shown again with its errors, answered 422)."""
+def _lines_partial(request, order, *, refused=None, editing=None, status=None):
+    """The lines and their totals, with the add-a-line form. A form that was not
+    accepted comes back with its errors and what was typed, answered 422 (htmx swaps
+    it in place: see responseHandling in base.html)."""
     order.refresh_from_db()
-    context = refused or _line_form(request, reverse("order", args=[order.pk]))
-    status = 200 if refused is None else 422
+    context = _lines_context(request, order, refused=refused, editing=editing)
+    if status is None:
+        status = 422 if refused or (editing and editing[1].is_bound) else 200
     return render(request, "sales/_lines.html", {"order": order, **context}, status=status)
+
+
+def _refused_lines(request, order, message: str, status: int):
+    """A write that could not be made, shown where it was asked (htmx) or on the page."""
+    if _htmx(request):
+        response = _lines_partial(request, order, status=status)
+        response.content = (
+            render_to_string("sales/_refusal.html", {"refusal": message}, request).encode()
+            + response.content
+        )
+        return response
+    return _order_page(request, order, status=status, refusal=message)
+
+
+def _line_input(form, line=None) -> services.LineInput:
+    data = form.cleaned_data
+    return services.LineInput(
+        kind=data.get("kind") or (line.kind if line else OrderLine.ITEM),
+        description=data.get("description", ""),
+        quantity=data.get("quantity") or 1,
+        unit_price=data.get("unit_price") or 0,
+        discount=data.get("discount") or 0,
+        tax=data.get("tax") or (line.tax if line else None),
+        tax_rate=line.tax_rate if line else None,
+        product=data.get("product", line.product if line else None),
+    )
 
 
 @require_POST
 def line_add(request, pk: int):
     order = get_visible_or_404(Order, pk=pk)
+    if not (rights(order).change and rights(OrderLine(order=order)).add):
+        raise PermissionDenied
     context = _line_form(request, reverse("order", args=[order.pk]), data=request.POST)
     form = context["line_form"]
     if form.is_valid():
         try:
-            services.save_line(
-                order,
-                services.LineInput(
-                    description=form.cleaned_data["description"],
-                    quantity=form.cleaned_data["quantity"],
-                    unit_price=form.cleaned_data["unit_price"],
-                    discount=form.cleaned_data["discount"],
-                    tax=form.cleaned_data["tax"],
-                    product=form.cleaned_data["product"],
-                ),
-            )
+            services.save_line(order, _line_input(form))
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
@@ -251,22 +426,53 @@ def line_add(request, pk: int):
     if _htmx(request):
         return _lines_partial(request, order, refused=None if form is None else context)
     if form is not None:
-        messages.error(
-            request,
-            " ".join(str(e) for e in form.non_field_errors())
-            or _("The line was not added: check its fields."),
-        )
+        return _order_page(request, order, status=422, **context)
     return redirect("order", pk=order.pk)
+
+
+def line_edit(request, pk: int, line_pk: int):
+    """Edit a line in place (htmx: the lines, with this one as a form), or on the order's
+    page without JavaScript."""
+    order = get_visible_or_404(Order, pk=pk)
+    line = get_visible_or_404(OrderLine, pk=line_pk, order=order)
+    if not (rights(order).change and rights(line).change):
+        raise PermissionDenied
+    if not order.editable:
+        return _refused_lines(request, order, services.not_editable(order).messages[0], 409)
+    form = LineEditForm(request.POST or None, instance=OrderLine.objects.get(pk=line.pk))
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.save_line(order, _line_input(form, line), line=line)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            if _htmx(request):
+                return _lines_partial(request, order)
+            return redirect("order", pk=order.pk)
+    if _htmx(request):
+        return _lines_partial(request, order, editing=(line.pk, form))
+    status = 422 if form.is_bound else 200
+    return _order_page(request, order, status=status, editing=(line.pk, form))
 
 
 @require_POST
 def line_delete(request, pk: int, line_pk: int):
     order = get_visible_or_404(Order, pk=pk)
     line = get_visible_or_404(OrderLine, pk=line_pk, order=order)
+    if not (rights(order).change and rights(line).delete):
+        raise PermissionDenied
+    if not confirmed(request):
+        return confirm_page(
+            request,
+            question=_("Remove the line “%(line)s” from %(number)s?")
+            % {"line": line.description, "number": order.number},
+            button=_("Remove the line"),
+            back=reverse("order", args=[order.pk]),
+        )
     try:
         services.delete_line(order, line)
     except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
+        return _refused_lines(request, order, " ".join(exc.messages), 409)
     if _htmx(request):
         return _lines_partial(request, order)
     return redirect("order", pk=order.pk)
@@ -282,16 +488,29 @@ TRANSITIONS = {
 
 @require_POST
 def order_transition(request, pk: int, action: str):
-    order = get_visible_or_404(Order, pk=pk)
+    order = get_visible_or_404(Order.objects.select_related("customer", "salesperson"), pk=pk)
     if action not in TRANSITIONS:
-        return redirect("order", pk=order.pk)
+        raise Http404
+    if not rights(order).change:
+        raise PermissionDenied
+    if action == "cancel" and not confirmed(request):
+        return confirm_page(
+            request,
+            question=_(
+                "Cancel %(number)s? Its customer's link stops working; you can make it a "
+                "quotation again later."
+            )
+            % {"number": order.number},
+            button=_("Cancel the order"),
+            back=reverse("order", args=[order.pk]),
+        )
     do, done = TRANSITIONS[action]
     try:
         do(order)
     except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    else:
-        messages.success(request, str(done) % {"number": order.number})
+        order.refresh_from_db()
+        return _order_page(request, order, status=409, refusal=" ".join(exc.messages))
+    messages.success(request, str(done) % {"number": order.number})
     return redirect("order", pk=order.pk)
 
 
