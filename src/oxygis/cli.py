@@ -27,6 +27,10 @@ def main(argv: list[str] | None = None) -> None:
 
         name = argv[1] if len(argv) > 1 else "help"
         args = argv[2:]
+        if name != "serve":
+            from oxygis.tenancy.hosts import adopt_served_port
+
+            adopt_served_port()
         try:
             recorded = admit(name, args)
         except CommandRefused as exc:

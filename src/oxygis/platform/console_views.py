@@ -120,10 +120,18 @@ def tenants(request):
 
 
 class TenantCreateForm(forms.Form):
-    slug = forms.CharField(max_length=40, help_text="Becomes the address: SLUG.<domain>")
+    slug = forms.CharField(max_length=40)
     name = forms.CharField(max_length=200)
     plan = forms.ChoiceField(choices=Plan.CODES)
     admin_email = forms.EmailField(label="Administrator's e-mail", required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The real address, with this platform's domain and port (not a placeholder).
+        self.fields["slug"].help_text = (
+            "Lower-case letters, digits and hyphens; the workspace's address becomes "
+            f"{site_url('SLUG')}"
+        )
 
 
 @staff_right("tenants.manage")

@@ -7,6 +7,7 @@ turned away before any connection is opened.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from django.conf import settings
 from django.http.request import split_domain_port
@@ -54,3 +55,26 @@ def site_url(slug: str | None, path: str = "/") -> str:
     host = tenant_host(slug) if slug else f"{settings.CONSOLE_SUBDOMAIN}.{settings.DOMAIN}"
     port = "" if settings.PUBLIC_PORT == 443 else f":{settings.PUBLIC_PORT}"
     return f"https://{host}{port}{path}"
+
+
+SERVED_PORT_FILE = "served-port"
+
+
+def adopt_served_port() -> None:
+    """For a command run from another shell than `oxygis serve` (a restore printing the
+    restored workspace's address, a new tenant's): without OXYGIS_PUBLIC_PORT, links
+    name the port the service runs on, which `serve` notes in the data folder."""
+    from oxygis import config
+
+    if config.env_str("PUBLIC_PORT") is not None:
+        return
+    try:
+        noted = (Path(settings.VAR_DIR) / SERVED_PORT_FILE).read_text().strip()
+    except OSError:
+        return
+    if noted.isdigit() and 0 < int(noted) < 65536:
+        settings.PUBLIC_PORT = int(noted)
+
+
+def note_served_port(port: int) -> None:
+    (Path(settings.VAR_DIR) / SERVED_PORT_FILE).write_text(f"{port}\n")

@@ -17,7 +17,7 @@ from oxygis.backups.keys import ensure_embedded_keys
 from oxygis.platform.demo import ensure_demo_tenant
 from oxygis.tenancy.context import CATALOG, using_database
 from oxygis.tenancy.databases import default_server
-from oxygis.tenancy.hosts import site_url, tenant_host
+from oxygis.tenancy.hosts import note_served_port, site_url, tenant_host
 from oxygis.tenancy.pool import BudgetTooLarge, check_budget, close_idle_connections
 from oxygis.web import server
 from oxygis.web.staticfiles import ensure_collected
@@ -56,6 +56,7 @@ class Command(BaseCommand):
             os.environ["OXYGIS_PUBLIC_PORT"] = str(port)
         certfile, keyfile, tls_folder, default_names = self._tls()
         settings.VAR_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
+        note_served_port(port)
         with using_database(CATALOG):
             call_command("migrate", database=CATALOG, interactive=False, verbosity=0)
         with using_database(CATALOG):
