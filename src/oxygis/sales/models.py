@@ -525,7 +525,7 @@ class OrderEvent(AccessControlledModel):
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=20, choices=KINDS)
     at = models.DateTimeField(default=timezone.now, db_index=True)
-    actor = models.CharField(max_length=200)  # as they were named then
+    actor = models.CharField(max_length=200, editable=False)  # as they were named then
     revision = models.PositiveIntegerField()
     details = models.JSONField(default=dict, blank=True)
 
