@@ -14,6 +14,7 @@ from oxygis.access.actors import acting_as, system
 from oxygis.sales import services
 from oxygis.sales.models import Order, OrderEvent, OrderLine
 from oxygis.tenancy.databases import tenant_context
+from tests.sales.test_api import call, key_for  # noqa: F401 - key_for is a fixture
 from tests.sales.test_views import client_for, standard_tax
 
 HTMX = {"HX-Request": "true"}
@@ -347,3 +348,28 @@ def test_line_kinds_through_the_api_and_the_pdf(alpha, world):
     assert "Phase two" in text
     with tenant_context(world.tenant), system(reason="test: kinds"):
         assert OrderLine.objects.filter(order_id=pk, kind="section").count() == 1
+
+
+def test_sections_and_the_declined_state_through_the_api(alpha, world, key_for):  # noqa: F811
+    """The API speaks line kinds too: a section has no amount; and lists filter on the
+    new "declined" state."""
+    pk = new_order(world)
+    token = key_for("sam")
+    status, order = call(
+        alpha,
+        "post",
+        f"/orders/{pk}/lines",
+        token=token,
+        body={"kind": "section", "description": "Phase two"},
+    )
+    line = order["lines"][-1]
+    assert status == 201 and line["kind"] == "section" and line["description"] == "Phase two"
+    assert float(line["total"]) == 0 and order["amount_total"] == "120.00"
+    status, _body = call(alpha, "post", f"/orders/{pk}/lines", token=token, body={"kind": "note"})
+    assert status == 400
+    with tenant_context(world.tenant), system(reason="test: the customer declines"):
+        order = Order.objects.get(pk=pk)
+        services.mark_sent(order)
+        services.decline_order(order)
+    status, body = call(alpha, "get", "/orders?state=declined", token=token)
+    assert status == 200 and order.number in [o["number"] for o in body["items"]]
