@@ -44,7 +44,9 @@ def test_invited_user_sets_password_enrols_2fa_and_signs_in(browser, tmp_path):
         page.fill("#id_new_password1", "Nora-Strong-2026!")
         page.fill("#id_new_password2", "Nora-Strong-2026!")
         page.click("button:has-text('Set password')")
-        assert "Password changed" in page.content()
+        # A new user is welcomed, not told that every session of theirs was ended.
+        assert "Your account is ready" in page.content()
+        assert "Every session" not in page.content()
 
         # She signs in by e-mail and turns on two-factor authentication.
         page.goto(base + "/accounts/login/")

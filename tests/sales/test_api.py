@@ -205,7 +205,9 @@ def test_api_keys_page_creates_shows_once_and_revokes(alpha, world):
     assert call(alpha, "get", "/contacts", token)[0] == 200
     with tenant_context(world.tenant):
         key = ApiKey.objects.get(prefix=token.split("_")[1])
-    assert client.post(f"/accounts/api-keys/{key.pk}/revoke/").status_code == 302
+    assert (
+        client.post(f"/accounts/api-keys/{key.pk}/revoke/", {"confirmed": "yes"}).status_code == 302
+    )
     assert call(alpha, "get", "/contacts", token)[0] == 401
 
 

@@ -29,10 +29,16 @@ def test_the_policy_form_refuses_a_length_below_the_platforms_minimum(alpha, wor
 def test_commands_name_the_port_the_service_runs_on(tmp_path, monkeypatch):
     """A restore run from another shell prints the restored workspace's address with
     the port `oxygis serve` runs on (it notes it), unless OXYGIS_PUBLIC_PORT says."""
-    (tmp_path / SERVED_PORT_FILE).write_text("8443\n")
+    import os
+
     monkeypatch.delenv("OXYGIS_PUBLIC_PORT", raising=False)
+    gone = 2**22 + 12345  # beyond pid_max's default: no such process
+    (tmp_path / SERVED_PORT_FILE).write_text(f"8443 {gone}\n")
     with override_settings(VAR_DIR=tmp_path, PUBLIC_PORT=443):
+        adopt_served_port()  # a note left by a server that is gone: ignored
         assert site_url("copy") == "https://copy.localhost/"
+    (tmp_path / SERVED_PORT_FILE).write_text(f"8443 {os.getpid()}\n")  # a live one
+    with override_settings(VAR_DIR=tmp_path, PUBLIC_PORT=443):
         adopt_served_port()
         assert site_url("copy") == "https://copy.localhost:8443/"
     monkeypatch.setenv("OXYGIS_PUBLIC_PORT", "443")

@@ -6,6 +6,7 @@ turned away before any connection is opened.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,18 +64,40 @@ SERVED_PORT_FILE = "served-port"
 def adopt_served_port() -> None:
     """For a command run from another shell than `oxygis serve` (a restore printing the
     restored workspace's address, a new tenant's): without OXYGIS_PUBLIC_PORT, links
-    name the port the service runs on, which `serve` notes in the data folder."""
+    name the port the service runs on, which a running `serve` notes in the data folder
+    with its process id (a note left by a server that is gone is ignored)."""
     from oxygis import config
 
     if config.env_str("PUBLIC_PORT") is not None:
         return
     try:
-        noted = (Path(settings.VAR_DIR) / SERVED_PORT_FILE).read_text().strip()
-    except OSError:
+        port, pid = (Path(settings.VAR_DIR) / SERVED_PORT_FILE).read_text().split()
+        port_number, pid_number = int(port), int(pid)
+    except (OSError, ValueError):
         return
-    if noted.isdigit() and 0 < int(noted) < 65536:
-        settings.PUBLIC_PORT = int(noted)
+    if not 0 < port_number < 65536 or not _running(pid_number):
+        return
+    settings.PUBLIC_PORT = port_number
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, someone else's
+    return pid > 0
 
 
 def note_served_port(port: int) -> None:
-    (Path(settings.VAR_DIR) / SERVED_PORT_FILE).write_text(f"{port}\n")
+    (Path(settings.VAR_DIR) / SERVED_PORT_FILE).write_text(f"{port} {os.getpid()}\n")
+
+
+def forget_served_port() -> None:
+    note = Path(settings.VAR_DIR) / SERVED_PORT_FILE
+    try:
+        if note.read_text().split()[1:] == [str(os.getpid())]:
+            note.unlink()
+    except (OSError, IndexError):
+        pass

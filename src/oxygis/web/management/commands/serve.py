@@ -17,7 +17,7 @@ from oxygis.backups.keys import ensure_embedded_keys
 from oxygis.platform.demo import ensure_demo_tenant
 from oxygis.tenancy.context import CATALOG, using_database
 from oxygis.tenancy.databases import default_server
-from oxygis.tenancy.hosts import note_served_port, site_url, tenant_host
+from oxygis.tenancy.hosts import forget_served_port, note_served_port, site_url, tenant_host
 from oxygis.tenancy.pool import BudgetTooLarge, check_budget, close_idle_connections
 from oxygis.web import server
 from oxygis.web.staticfiles import ensure_collected
@@ -117,6 +117,7 @@ class Command(BaseCommand):
                 default_names=default_names,
             )
         finally:
+            forget_served_port()
             if worker is not None:
                 worker.terminate()
                 try:
