@@ -161,7 +161,8 @@ def test_every_change_the_customer_would_see_makes_a_new_revision(alpha, world):
 def test_concurrent_writers_each_get_their_own_revision(alpha, world):
     """S9 under load: writers adding lines to one order at the same time. Each change
     gets its own revision number (no two contents share one, none is lost): the
-    final revision counts every acknowledged write."""
+    final revision counts every acknowledged write, and so does the order's history
+    (one step per acknowledged write, each naming its own revision)."""
     with tenant_context(world.tenant), acting_as(world.user("sam")):
         order = services.create_order(customer=world.contacts[0])
     writers, each = 4, 5
@@ -190,7 +191,9 @@ def test_concurrent_writers_each_get_their_own_revision(alpha, world):
     with tenant_context(world.tenant), system(reason="test: count"):
         stored = Order.objects.get(pk=order.pk)
         lines = stored.lines.count()
+        steps = list(stored.events.filter(kind="line_added").values_list("revision", flat=True))
     assert lines == len(acknowledged) == writers * each
+    assert sorted(steps) == sorted(acknowledged)  # a step per write, with its revision
     assert stored.revision == 1 + writers * each
     assert sorted(acknowledged) == list(range(2, 2 + writers * each))  # all distinct
     assert stored.amount_untaxed == Decimal(writers * each)
