@@ -10,7 +10,6 @@ from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -372,7 +371,7 @@ def customer_pick(request):
     return render(request, "sales/_choices.html", _order_form(request))
 
 
-def _lines_partial(request, order, *, refused=None, editing=None, status=None):
+def _lines_partial(request, order, *, refused=None, editing=None, status=None, refusal=""):
     """The lines and their totals, with the add-a-line form. A form that was not
     accepted comes back with its errors and what was typed, answered 422 (htmx swaps
     it in place: see responseHandling in base.html)."""
@@ -380,18 +379,14 @@ def _lines_partial(request, order, *, refused=None, editing=None, status=None):
     context = _lines_context(request, order, refused=refused, editing=editing)
     if status is None:
         status = 422 if refused or (editing and editing[1].is_bound) else 200
-    return render(request, "sales/_lines.html", {"order": order, **context}, status=status)
+    context = {"order": order, "refusal": refusal, **context}
+    return render(request, "sales/_lines.html", context, status=status)
 
 
 def _refused_lines(request, order, message: str, status: int):
     """A write that could not be made, shown where it was asked (htmx) or on the page."""
     if _htmx(request):
-        response = _lines_partial(request, order, status=status)
-        response.content = (
-            render_to_string("sales/_refusal.html", {"refusal": message}, request).encode()
-            + response.content
-        )
-        return response
+        return _lines_partial(request, order, status=status, refusal=message)
     return _order_page(request, order, status=status, refusal=message)
 
 
